@@ -1,0 +1,1 @@
+"""Bundled build recipes (TOML); shipped as package data so `wukong build NAME` finds them."""

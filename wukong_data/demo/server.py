@@ -1,0 +1,41 @@
+"""A loopback HTTP server for image URLs held in memory (demo, tests and benchmarks)."""
+from __future__ import annotations
+
+import contextlib
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    routes: dict[str, tuple[bytes, dict[str, str]]] = {}
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        route = self.routes.get(self.path)
+        if route is None:
+            self.send_error(404)
+            return
+        body, headers = route
+        self.send_response(200)
+        for name, value in {"Content-Type": "image/jpeg", **headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):  # keep the terminal for our own output
+        pass
+
+
+@contextlib.contextmanager
+def serve(routes: dict[str, tuple[bytes, dict[str, str]]]):
+    """Serve {path: (body, extra headers)} on 127.0.0.1; yields the base URL (no trailing slash)."""
+    handler = type("Handler", (_Handler,), {"routes": routes})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,33 @@
+"""The one registry of reason codes a stage may give a rejected row."""
+
+REASONS: dict[str, str] = {
+    # crawl
+    "invalid_url": "the URL is empty or not http(s)",
+    "download_failed": "the server did not return the image (HTTP error, timeout, refused)",
+    "opted_out": "the server disallowed AI use (X-Robots-Tag noai, noimageai, ...)",
+    "decode_failed": "the bytes are not a decodable image",
+    # dedupe
+    "dup_url": "the same URL (after normalisation) was seen on an earlier row",
+    "dup_image": "the same image bytes were seen on an earlier row",
+    "near_dup_image": "a perceptually near-identical image is kept elsewhere",
+    "frequent_caption": "the caption occurs more often than the recipe allows",
+    "eval_overlap": "the image is a near duplicate of an evaluation image",
+    # filter
+    "image_too_small": "the image's shorter side is below the minimum",
+    "bad_aspect_ratio": "the image's aspect ratio is outside the allowed range",
+    "not_chinese": "the caption is not Chinese",
+    "too_few_words": "the caption has fewer words than the minimum",
+    "too_many_words": "the caption has more words than the maximum",
+    "meaningless_caption": "the caption is a file name, a URL, digits or a generic word",
+    "sensitive_text": "the caption matches the sensitive word list",
+    "nsfw_text": "the caption matches the NSFW word list",
+    "nsfw_image": "the image's NSFW score is above the threshold",
+    # score
+    "low_filip_score": "the image and caption do not match well enough",
+}
+
+
+def check(reason: str) -> str:
+    if reason not in REASONS:
+        raise ValueError(f"unregistered reason code {reason!r}")
+    return reason

@@ -1,0 +1,197 @@
+"""Build recipes: TOML files validated into dataclasses.
+
+A recipe names its stages and gives one table of settings per stage. Unknown keys and wrong
+types are user errors that name the file and the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .errors import UserError
+
+STAGE_ORDER = ("crawl", "dedupe", "filter", "score", "export")
+# Stages whose code exists; the others may be declared and are reported as not available.
+AVAILABLE_STAGES = ("crawl", "export")
+INPUT_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet")
+RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
+EXPORT_FORMATS = ("webdataset", "parquet")
+
+
+@dataclass
+class InputConfig:
+    path: str | None = None  # a file, a folder or a glob; relative paths are relative to the recipe
+    format: str = "auto"
+    url_column: str = "url"
+    caption_column: str = "caption"
+    delimiter: str | None = None  # csv/tsv only; default "," or "\t"
+
+
+@dataclass
+class CrawlConfig:
+    image_size: int = 256
+    resize_mode: str = "keep_ratio"
+    resize_only_if_bigger: bool = True
+    encode_format: str = "jpg"
+    encode_quality: int = 95
+    skip_reencode: bool = True
+    timeout: int = 10
+    retries: int = 0
+    processes: int = 2
+    threads: int = 64
+    samples_per_shard: int = 10000
+    user_agent_token: str | None = "wukong-data"
+    disallowed_header_directives: list[str] = field(
+        default_factory=lambda: ["noai", "noimageai", "noindex", "noimageindex"]
+    )
+
+
+@dataclass
+class ExportConfig:
+    samples_per_shard: int = 10000
+    formats: list[str] = field(default_factory=lambda: list(EXPORT_FORMATS))
+
+
+@dataclass
+class Recipe:
+    name: str
+    source: str  # where it was loaded from, for messages and the manifest
+    stages: list[str]
+    description: str = ""
+    input: InputConfig = field(default_factory=InputConfig)
+    crawl: CrawlConfig = field(default_factory=CrawlConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    # Settings of declared stages whose code does not exist yet, kept verbatim.
+    pending: dict[str, dict] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_CHOICES = {
+    ("input", "format"): INPUT_FORMATS,
+    ("crawl", "resize_mode"): RESIZE_MODES,
+    ("crawl", "encode_format"): ("jpg", "png", "webp"),
+}
+_POSITIVE = {("crawl", "image_size"), ("crawl", "processes"), ("crawl", "threads"),
+             ("crawl", "samples_per_shard"), ("crawl", "timeout"), ("export", "samples_per_shard")}
+
+
+def _type_ok(value, hint) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint) -> str:
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(h) for h in typing.get_args(hint) if h is not type(None))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(hint)[0]).split(' ', 1)[1]}s"
+    return names.get(hint, str(hint))
+
+
+def _section(cls, table, where: str, section: str):
+    if not isinstance(table, dict):
+        raise UserError(f"{where}: [{section}] must be a table")
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    values = {}
+    for key, value in table.items():
+        if key not in hints:
+            raise UserError(f"{where}: unknown key [{section}].{key} (expected one of: {', '.join(known)})")
+        if not _type_ok(value, hints[key]):
+            raise UserError(f"{where}: [{section}].{key} must be {_type_name(hints[key])}, got {value!r}")
+        choices = _CHOICES.get((section, key))
+        if choices and value not in choices:
+            raise UserError(f"{where}: [{section}].{key} must be one of {', '.join(choices)}, got {value!r}")
+        if (section, key) in _POSITIVE and value <= 0:
+            raise UserError(f"{where}: [{section}].{key} must be positive, got {value!r}")
+        values[key] = value
+    return cls(**values)
+
+
+def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
+    top_level = {"name", "description", "stages", "input", *STAGE_ORDER}
+    for key in data:
+        if key not in top_level:
+            raise UserError(f"{source}: unknown key {key!r} (expected one of: {', '.join(sorted(top_level))})")
+    stages = data.get("stages", list(AVAILABLE_STAGES))
+    if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages):
+        raise UserError(f"{source}: 'stages' must be a list of stage names")
+    for stage in stages:
+        if stage not in STAGE_ORDER:
+            raise UserError(f"{source}: unknown stage {stage!r} in 'stages' (expected: {', '.join(STAGE_ORDER)})")
+    if stages != sorted(set(stages), key=STAGE_ORDER.index):
+        raise UserError(f"{source}: 'stages' must list each stage once, in the order {', '.join(STAGE_ORDER)}")
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise UserError(f"{source}: {key!r} must be a string")
+
+    recipe = Recipe(
+        name=data.get("name", Path(source).stem),
+        source=source,
+        stages=stages,
+        description=data.get("description", ""),
+        input=_section(InputConfig, data.get("input", {}), source, "input"),
+        crawl=_section(CrawlConfig, data.get("crawl", {}), source, "crawl"),
+        export=_section(ExportConfig, data.get("export", {}), source, "export"),
+    )
+    for fmt in recipe.export.formats:
+        if fmt not in EXPORT_FORMATS:
+            raise UserError(f"{source}: [export].formats: unknown format {fmt!r} (expected {', '.join(EXPORT_FORMATS)})")
+    if not recipe.export.formats:
+        raise UserError(f"{source}: [export].formats must name at least one format")
+    for stage in STAGE_ORDER:
+        if stage not in AVAILABLE_STAGES and stage in data:
+            if not isinstance(data[stage], dict):
+                raise UserError(f"{source}: [{stage}] must be a table")
+            recipe.pending[stage] = data[stage]
+    if recipe.input.path and base_dir is not None and "://" not in recipe.input.path:
+        path = Path(recipe.input.path)
+        recipe.input.path = str(path if path.is_absolute() else base_dir / path)
+    return recipe
+
+
+def bundled_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("wukong_data.pipelines").iterdir() if p.name.endswith(".toml"))
+
+
+def load(name_or_path: str) -> Recipe:
+    """Load a recipe from a TOML path, or by the name of a bundled recipe (`demo`, `wukong-100m`)."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise UserError(f"{name_or_path}: recipe file not found")
+        text, source, base_dir = path.read_text(encoding="utf-8"), str(path), path.resolve().parent
+    else:
+        bundled = resources.files("wukong_data.pipelines") / f"{name_or_path}.toml"
+        if not bundled.is_file():
+            raise UserError(
+                f"{name_or_path}: no such recipe file, and no bundled recipe of that name "
+                f"(bundled: {', '.join(bundled_names())})"
+            )
+        # A bundled recipe has no input of its own: --input gives it.
+        text, source, base_dir = bundled.read_text(encoding="utf-8"), f"{name_or_path} (bundled)", None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise UserError(f"{source}: not valid TOML: {err}") from None
+    return parse(data, source, base_dir)

@@ -1,0 +1,145 @@
+"""Crawl: normalise the URL lists, download with img2dataset, derive a reason for every row.
+
+img2dataset does the downloading (threads, processes, retries, resizing, X-Robots-Tag opt-outs,
+incremental resume); this module only prepares its input and reads its output.
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from ..build import BuildDir, atomic_path, write_json_atomic
+from ..errors import UserError
+from ..readers import read_inputs
+from ..ui import quiet_fds
+from . import StageContext
+
+_INPUT_DONE = "_done.json"
+
+
+def crawl_decisions(build: BuildDir) -> pl.LazyFrame:
+    """key and reason for every crawled row, from img2dataset's status and error columns."""
+    paths = [build.crawl_path(s) for s in build.crawl_shards()]
+    if not paths:
+        return pl.LazyFrame(schema={"key": pl.String, "reason": pl.String})
+    status, error = pl.col("status"), pl.col("error_message").fill_null("")
+    reason = (
+        pl.when(pl.col("url") == "").then(pl.lit("invalid_url"))
+        .when(status == "success").then(pl.lit(None, pl.String))
+        .when(error.str.contains("X-Robots-Tag")).then(pl.lit("opted_out"))
+        .when(status == "failed_to_resize").then(pl.lit("decode_failed"))
+        .otherwise(pl.lit("download_failed"))
+    )
+    return pl.scan_parquet(paths).select("key", reason.alias("reason"))
+
+
+class CrawlStage:
+    name = "crawl"
+
+    def run(self, ctx: StageContext) -> None:
+        n_rows, n_shards = self._prepare_input(ctx)
+        ctx.build.log_dir.mkdir(parents=True, exist_ok=True)
+        if len(ctx.build.crawl_shards()) < n_shards:
+            self._download(ctx, n_rows, n_shards)
+        missing = n_shards - len(ctx.build.crawl_shards())
+        if missing:
+            raise RuntimeError(
+                f"crawl incomplete: {missing} of {n_shards} shards failed; run the same command again to "
+                f"retry them (details in {ctx.build.log_dir / 'crawl.log'})"
+            )
+
+    def _prepare_input(self, ctx: StageContext) -> tuple[int, int]:
+        """Write DIR/input/NNNNN.parquet, one per input file; skipped when already done for this input."""
+        build, cfg = ctx.build, ctx.recipe.input
+        spec = {"input": vars(cfg).copy(), "limit": ctx.limit, "samples_per_shard": ctx.recipe.crawl.samples_per_shard}
+        done_path = build.input_dir / _INPUT_DONE
+        if done_path.exists():
+            done = json.loads(done_path.read_text(encoding="utf-8"))
+            if done["spec"] == spec:
+                return done["rows"], done["shards"]
+            if build.crawl_shards():
+                raise UserError(
+                    f"{build.root}: this build was crawled from other input or settings "
+                    f"({done['spec']}); pass --force to rebuild it"
+                )
+        build.input_dir.mkdir(parents=True, exist_ok=True)
+        for old in build.input_dir.glob("*.parquet"):
+            old.unlink()
+        rows = shards = 0
+        sources = []
+        for i, (source, table) in enumerate(read_inputs(cfg, ctx.limit)):
+            with atomic_path(build.input_dir / f"{i:05d}.parquet") as tmp:
+                pq.write_table(table, tmp)
+            rows += table.num_rows
+            # img2dataset cuts each input file into its own shards.
+            shards += math.ceil(table.num_rows / ctx.recipe.crawl.samples_per_shard)
+            sources.append({"file": source, "rows": table.num_rows})
+        write_json_atomic(done_path, {"spec": spec, "rows": rows, "shards": shards, "sources": sources})
+        return rows, shards
+
+    def _download(self, ctx: StageContext, n_rows: int, n_shards: int) -> None:
+        from img2dataset import download  # heavy import (cv2, albumentations): only when crawling
+
+        cfg = ctx.recipe.crawl
+        build = ctx.build
+        stop = threading.Event()
+
+        def rows_done() -> int:
+            total = 0
+            for stats in build.stage_dir("crawl").glob("*_stats.json"):
+                try:
+                    total += json.loads(stats.read_text())["count"]
+                except (ValueError, KeyError, OSError):
+                    pass  # being written
+            return total
+
+        with ctx.ui.progress("crawl", total=n_rows) as advance:
+            def poll():
+                while not stop.wait(0.5):
+                    advance(completed=rows_done())
+
+            poller = threading.Thread(target=poll, daemon=True)
+            poller.start()
+            sigint = signal.getsignal(signal.SIGINT)
+            try:
+                with quiet_fds(build.log_dir / "crawl.log"):
+                    download(
+                        url_list=str(build.input_dir),
+                        input_format="parquet",
+                        url_col="url",
+                        caption_col="caption",
+                        save_additional_columns=["invalid_url"],
+                        output_folder=str(build.stage_dir("crawl")),
+                        output_format="parquet",
+                        image_size=cfg.image_size,
+                        resize_mode=cfg.resize_mode,
+                        resize_only_if_bigger=cfg.resize_only_if_bigger,
+                        encode_format=cfg.encode_format,
+                        encode_quality=cfg.encode_quality,
+                        skip_reencode=cfg.skip_reencode,
+                        timeout=cfg.timeout,
+                        retries=cfg.retries,
+                        processes_count=ctx.engine.workers,
+                        thread_count=cfg.threads,
+                        number_sample_per_shard=cfg.samples_per_shard,
+                        distributor=ctx.engine.img2dataset_distributor,
+                        incremental_mode="incremental",
+                        compute_hash="sha256",
+                        extract_exif=False,
+                        user_agent_token=cfg.user_agent_token,
+                        disallowed_header_directives=cfg.disallowed_header_directives,
+                        enable_wandb=False,
+                    )
+            except SystemExit:
+                # img2dataset turns Ctrl-C into exit(0); it was an interruption.
+                raise KeyboardInterrupt from None
+            finally:
+                signal.signal(signal.SIGINT, sigint)
+                stop.set()
+                poller.join()
+                advance(completed=rows_done())

@@ -1,0 +1,117 @@
+"""Export: reshard the kept rows into DIR/final/ as WebDataset tars and matching Parquet.
+
+The plan (which keys go to which final shard) is decided once from the sorted kept keys, so
+any worker count, and a resumed run, write the same shards. Each shard is written under a
+temporary name and renamed when complete; a resumed run skips shards already there.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from ..build import BuildDir, atomic_path, write_json_atomic
+from . import StageContext
+
+PLAN = "_plan.json"
+SIZES = "sizes.json"
+_CRAWL_COLUMNS = ["key", "url", "caption", "width", "height", "original_width", "original_height", "sha256"]
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    root: str
+    index: int
+    keys: tuple[str, ...]
+    formats: tuple[str, ...]
+    image_ext: str
+    stages: tuple[str, ...]  # stages before export whose columns travel with the rows
+
+
+def shard_name(index: int) -> str:
+    return f"{index:05d}"
+
+
+def _load_rows(task: ShardTask) -> pl.DataFrame:
+    build = BuildDir(task.root)
+    keys = pl.Series("key", task.keys)
+    frames = []
+    # Keys start with their crawl shard id (img2dataset's key layout): read each shard once.
+    for crawl_shard in sorted({k[:5] for k in task.keys}):
+        wanted = keys.filter(keys.str.starts_with(crawl_shard))
+        rows = (
+            pl.scan_parquet(build.crawl_path(crawl_shard))
+            .select(*_CRAWL_COLUMNS, pl.col(task.image_ext).alias("image"))
+            .filter(pl.col("key").is_in(wanted.implode()))
+        )
+        for stage in task.stages:
+            path = build.stage_dir(stage) / f"{crawl_shard}.parquet"
+            extra = pl.scan_parquet(path).drop("reason")
+            overridden = [c for c in extra.collect_schema().names() if c in _CRAWL_COLUMNS and c != "key"]
+            rows = rows.drop(overridden).join(extra, on="key", how="left")
+        frames.append(rows.collect())
+    return pl.concat(frames, how="diagonal_relaxed").sort("key")
+
+
+def write_shard(task: ShardTask) -> int:
+    import webdataset as wds
+
+    final = BuildDir(task.root).final_dir
+    rows = _load_rows(task)
+    name = shard_name(task.index)
+    if "parquet" in task.formats:
+        with atomic_path(final / f"{name}.parquet") as tmp:
+            pq.write_table(rows.rename({"image": task.image_ext}).to_arrow(), tmp)
+    if "webdataset" in task.formats:
+        with atomic_path(final / f"{name}.tar") as tmp:
+            with open(tmp, "wb") as stream, wds.TarWriter(stream) as tar:
+                for row in rows.iter_rows(named=True):
+                    image = row.pop("image")
+                    tar.write({
+                        "__key__": row["key"],
+                        task.image_ext: image,
+                        "txt": row["caption"],
+                        "json": json.dumps(row, ensure_ascii=False).encode("utf-8"),
+                    })
+    return rows.height
+
+
+def _shard_done(final: Path, index: int, formats) -> bool:
+    ext = {"webdataset": "tar", "parquet": "parquet"}
+    return all((final / f"{shard_name(index)}.{ext[f]}").exists() for f in formats)
+
+
+class ExportStage:
+    name = "export"
+
+    def run(self, ctx: StageContext) -> None:
+        build, cfg = ctx.build, ctx.recipe.export
+        prior = [s for s in ctx.recipe.stages if s != "export" and s not in ctx.recipe.pending]
+        keys = build.kept_keys(prior).sort("key").collect()["key"].to_list()
+        per_shard = cfg.samples_per_shard
+        plan_id = hashlib.sha256(
+            json.dumps([keys, per_shard, sorted(cfg.formats), ctx.recipe.crawl.encode_format]).encode()
+        ).hexdigest()
+        final = build.final_dir
+        plan_path = final / PLAN
+        if plan_path.exists() and json.loads(plan_path.read_text())["id"] != plan_id:
+            shutil.rmtree(final)  # the kept rows changed: the old shards are not this build's
+        n_shards = -(-len(keys) // per_shard)
+        write_json_atomic(plan_path, {"id": plan_id, "rows": len(keys), "shards": n_shards})
+
+        tasks = [
+            ShardTask(str(build.root), i, tuple(keys[i * per_shard:(i + 1) * per_shard]), tuple(cfg.formats),
+                      ctx.recipe.crawl.encode_format, tuple(s for s in prior if s != "crawl"))
+            for i in range(n_shards)
+            if not _shard_done(final, i, cfg.formats)
+        ]
+        with ctx.ui.progress("export", total=len(keys)) as advance:
+            advance(len(keys) - sum(len(t.keys) for t in tasks))
+            ctx.engine.map(write_shard, tasks, on_result=advance)
+        sizes = {f"{shard_name(i)}.tar": len(keys[i * per_shard:(i + 1) * per_shard]) for i in range(n_shards)}
+        write_json_atomic(final / SIZES, sizes)
