@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-import sys
+
 from pathlib import Path
 from typing import List, Optional
 
@@ -91,9 +91,5 @@ def demo(
     _run(run_demo, out, workers=workers, ui=UI(quiet))
 
 
-def main() -> None:  # pragma: no cover - console entry
-    app()
 
 
-if __name__ == "__main__":
-    sys.exit(app())

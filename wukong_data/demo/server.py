@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class _Handler(BaseHTTPRequestHandler):
     routes: dict[str, tuple[bytes, dict[str, str]]] = {}
+    delay = 0.0
 
     def do_GET(self):  # noqa: N802 - http.server's naming
+        time.sleep(self.delay)
         route = self.routes.get(self.path)
         if route is None:
             self.send_error(404)
@@ -27,9 +30,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve(routes: dict[str, tuple[bytes, dict[str, str]]]):
-    """Serve {path: (body, extra headers)} on 127.0.0.1; yields the base URL (no trailing slash)."""
-    handler = type("Handler", (_Handler,), {"routes": routes})
+def serve(routes: dict[str, tuple[bytes, dict[str, str]]], delay: float = 0.0):
+    """Serve {path: (body, extra headers)} on 127.0.0.1; yields the base URL (no trailing slash).
+
+    `delay` seconds before each answer stands in for a slow remote host.
+    """
+    handler = type("Handler", (_Handler,), {"routes": routes, "delay": delay})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)

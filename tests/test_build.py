@@ -1,0 +1,73 @@
+"""A whole build: every input row ends in final/ or with exactly one reason code."""
+import json
+import tarfile
+
+import polars as pl
+
+from conftest import final_keys, input_rows, wukong
+from wukong_data.build import BuildDir
+from wukong_data.reasons import REASONS
+
+
+def test_every_input_row_is_accounted_for(demo_build, samples):
+    build = BuildDir(demo_build)
+    manifest = build.read_manifest()
+    assert input_rows(demo_build) == len(samples)
+    crawled = build.decisions("crawl").collect()
+    assert crawled.height == len(samples) and crawled["key"].n_unique() == len(samples)
+
+    stages = [s for s in manifest["recipe"]["stages"] if s != "export"]
+    reasons = pl.concat([build.decisions(s).collect() for s in stages]).filter(pl.col("reason").is_not_null())
+    assert set(reasons["reason"]) <= set(REASONS)
+    assert reasons["key"].n_unique() == reasons.height, "a row was rejected twice"
+    final = set(final_keys(demo_build))
+    rejected = set(reasons["key"])
+    assert not final & rejected
+    assert final | rejected == set(crawled["key"])
+
+    for stage, status in manifest["stages"].items():
+        if status["status"] == "done":
+            assert status["rows_in"] == status["kept"] + sum(status["rejected"].values()), stage
+
+
+def test_final_tar_parquet_and_sizes_agree(demo_build):
+    final = demo_build / "final"
+    sizes = json.loads((final / "sizes.json").read_text())
+    assert sum(sizes.values()) == len(final_keys(demo_build))
+    for name, count in sizes.items():
+        with tarfile.open(final / name) as tar:
+            names = tar.getnames()
+        keys = sorted({n.split(".")[0] for n in names})
+        assert len(keys) == count and len(names) == 3 * count
+        assert {n.split(".", 1)[1] for n in names} == {"jpg", "txt", "json"}
+        parquet = pl.read_parquet(final / name.replace(".tar", ".parquet"))
+        assert parquet["key"].to_list() == keys
+        assert {"key", "url", "caption", "jpg", "width", "height"} <= set(parquet.columns)
+    assert not list(final.glob(".*tmp*")), "temporary files left in final/"
+
+
+def test_same_final_shards_with_one_worker(demo_build, url_list, tmp_path):
+    out = tmp_path / "one"
+    wukong("build", "demo", "--input", url_list, "--out", out, "--workers", "1", "--quiet")
+    for path in sorted((demo_build / "final").glob("*.parquet")):
+        assert pl.read_parquet(out / "final" / path.name)["key"].to_list() == pl.read_parquet(path)["key"].to_list()
+    assert (out / "final" / "sizes.json").read_text() == (demo_build / "final" / "sizes.json").read_text()
+
+
+def test_stage_prerequisite_and_force(url_list, tmp_path):
+    out = tmp_path / "b"
+    proc = wukong("build", "demo", "--input", url_list, "--out", out, "--stage", "export", check=False)
+    assert proc.returncode == 2
+    assert "stage export needs stage crawl first: run `wukong build demo" in proc.stderr
+    wukong("build", "demo", "--input", url_list, "--out", out, "--stage", "crawl", "--quiet")
+    wukong("build", "demo", "--input", url_list, "--out", out, "--stage", "export", "--quiet")
+    first = final_keys(out)
+    wukong("build", "demo", "--input", url_list, "--out", out, "--stage", "export", "--force", "--quiet")
+    assert final_keys(out) == first
+    assert (out / "crawl").exists()  # --force with --stage export redoes export only
+
+
+def test_refuses_a_foreign_output_directory(url_list, tmp_path):
+    (tmp_path / "mine.txt").write_text("precious")
+    proc = wukong("build", "demo", "--input", url_list, "--out", tmp_path, check=False)
+    assert proc.returncode == 2 and "is not a build directory" in proc.stderr

@@ -1,0 +1,51 @@
+import pytest
+
+from conftest import wukong
+from wukong_data import recipe
+from wukong_data.errors import UserError
+
+
+def test_bundled_recipes_load_by_name():
+    assert {"demo", "wukong-100m"} <= set(recipe.bundled_names())
+    wukong100m = recipe.load("wukong-100m")
+    assert wukong100m.stages == ["crawl", "dedupe", "filter", "score", "export"]
+    assert wukong100m.pending["filter"]["min_side"] == 201  # both sides > 200 px
+    assert wukong100m.pending["dedupe"]["max_caption_count"] == 10
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[crawl]\nimgsize = 3\n", "unknown key [crawl].imgsize"),
+    ("[crawl]\ntimeout = 'ten'\n", "[crawl].timeout must be an integer, got 'ten'"),
+    ("[crawl]\nresize_mode = 'stretch'\n", "[crawl].resize_mode must be one of"),
+    ("[export]\nsamples_per_shard = 0\n", "[export].samples_per_shard must be positive"),
+    ("stages = ['crawl', 'shuffle']\n", "unknown stage 'shuffle'"),
+    ("stages = ['export', 'crawl']\n", "'stages' must list each stage once, in the order"),
+    ("colour = 'red'\n", "unknown key 'colour'"),
+    ("[crawl\n", "not valid TOML"),
+])
+def test_malformed_recipe_is_a_one_line_error_naming_file_and_key(tmp_path, text, expected):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=None) as err:
+        recipe.load(str(path))
+    assert str(path) in str(err.value) and expected in str(err.value)
+
+    proc = wukong("build", path, "--out", tmp_path / "out", check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_missing_input_and_unknown_recipe_are_one_line_errors(tmp_path):
+    proc = wukong("build", "demo", "--out", tmp_path / "a", check=False)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: no input: pass --input PATH or set [input].path in the recipe"
+    proc = wukong("build", "no-such-recipe", "--out", tmp_path / "b", check=False)
+    assert proc.returncode == 2 and "no bundled recipe of that name" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_recipe_input_path_is_relative_to_the_recipe(tmp_path):
+    (tmp_path / "lists").mkdir()
+    path = tmp_path / "r.toml"
+    path.write_text("[input]\npath = 'lists/urls.csv'\n")
+    assert recipe.load(str(path)).input.path == str(tmp_path / "lists" / "urls.csv")

@@ -1,0 +1,31 @@
+import json
+
+from PIL import Image
+
+from conftest import final_keys, wukong
+from wukong_data.loaders import scan_parquet, webdataset_pipeline
+
+
+def test_stats_json_funnel(demo_build, samples):
+    report = json.loads(wukong("stats", demo_build, "--json").stdout)
+    funnel = {f["stage"]: f for f in report["funnel"]}
+    assert funnel["crawl"]["rows_in"] == len(samples)
+    assert funnel["crawl"]["rejected"] == {"invalid_url": 2, "decode_failed": 2, "download_failed": 1, "opted_out": 1}
+    assert funnel["export"]["kept"] == len(final_keys(demo_build)) == report["totals"]["final_rows"]
+    assert report["image_width"]["median"] == 288 and report["caption_chars"]["count"] == report["totals"]["kept_rows"]
+    table = wukong("stats", demo_build).stderr + wukong("stats", demo_build).stdout
+    assert "download_failed" in table and "caption chars" in table
+
+
+def test_stats_on_a_non_build_is_a_one_line_error(tmp_path):
+    proc = wukong("stats", tmp_path, check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "not a build directory" in proc.stderr
+
+
+def test_loaders_open_the_shards_in_one_call(demo_build):
+    captions = dict(scan_parquet(demo_build).select("key", "caption").collect().iter_rows())
+    pairs = list(webdataset_pipeline(demo_build))
+    assert len(pairs) == len(captions) == len(final_keys(demo_build))
+    image, caption = pairs[0]
+    assert isinstance(image, Image.Image) and image.size[0] > 0
+    assert caption in captions.values()

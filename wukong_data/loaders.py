@@ -1,0 +1,46 @@
+"""Open a build's exported shards in one call, for trainers other than ours.
+
+    >>> from wukong_data.loaders import webdataset_pipeline, scan_parquet
+    >>> for image, caption in webdataset_pipeline("wukong-demo"): ...   # PIL image, str
+    >>> scan_parquet("wukong-demo").select("key", "caption").collect()   # polars
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from .build import BuildDir
+from .errors import UserError
+
+
+def tar_paths(build_dir: str | Path) -> list[str]:
+    """The final WebDataset shards, in order, as listed in final/sizes.json."""
+    final = BuildDir(build_dir).final_dir
+    sizes = final / "sizes.json"
+    if not sizes.exists():
+        raise UserError(f"{final}: no sizes.json; run the export stage first")
+    return [str(final / name) for name in json.loads(sizes.read_text())]
+
+
+def webdataset_pipeline(build_dir: str | Path, shuffle: int = 0, image_format: str = "pil"):
+    """A webdataset pipeline of (image, caption) over the final shards.
+
+    `image_format` is any of webdataset's decoders ("pil", "rgb8", "torchrgb", ...).
+    """
+    import webdataset as wds
+
+    dataset = wds.WebDataset(tar_paths(build_dir), shardshuffle=bool(shuffle))
+    if shuffle:
+        dataset = dataset.shuffle(shuffle)
+    return dataset.decode(image_format).to_tuple("jpg;png;webp", "txt")
+
+
+def scan_parquet(build_dir: str | Path) -> pl.LazyFrame:
+    """A polars LazyFrame over the final Parquet shards (key, url, caption, jpg, width, height, ...)."""
+    final = BuildDir(build_dir).final_dir
+    paths = sorted(final.glob("[0-9]*.parquet"))
+    if not paths:
+        raise UserError(f"{final}: no Parquet shards; run the export stage with formats including parquet")
+    return pl.scan_parquet(paths)
