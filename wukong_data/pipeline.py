@@ -1,6 +1,8 @@
 """Wires a recipe's stages over a build directory; the CLI's `build` is a thin call to run_build."""
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import shutil
 import time
 
@@ -10,10 +12,23 @@ from .recipe import STAGE_ORDER, Recipe
 from .stages import StageContext
 from .stages.crawl import CrawlStage
 from .stages.export import ExportStage
+from .stages.per_shard import run_per_shard
 from .stats import stage_counts
 from .ui import UI
 
 STAGES = {"crawl": CrawlStage, "export": ExportStage}
+# Per-row stages run shard by shard by stages/per_shard.py; imported only when used (extras).
+SHARD_STAGES = {"filter": ("wukong_data.stages.filter", "FilterStage")}
+
+
+def stage_class(name: str):
+    module, cls = SHARD_STAGES[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def shard_stage_config(recipe: Recipe, name: str) -> dict:
+    """What a per-row stage's workers need of the recipe (JSON-serialisable)."""
+    return {name: dataclasses.asdict(getattr(recipe, name)), "image_column": recipe.crawl.encode_format}
 
 
 def _clear(build: BuildDir, stages: list[str]) -> None:
@@ -57,6 +72,9 @@ def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine
                     f"--out {out} --stage {needed}`"
                 )
         build.set_stage_status(stage, status="running", started=time.time())
-        STAGES[stage]().run(ctx)
+        if stage in SHARD_STAGES:
+            run_per_shard(ctx, stage, shard_stage_config(recipe, stage))
+        else:
+            STAGES[stage]().run(ctx)
         build.set_stage_status(stage, status="done", finished=time.time(), **stage_counts(build, recipe, stage))
     return build

@@ -17,7 +17,7 @@ from .errors import UserError
 
 STAGE_ORDER = ("crawl", "dedupe", "filter", "score", "export")
 # Stages whose code exists; the others may be declared and are reported as not available.
-AVAILABLE_STAGES = ("crawl", "export")
+AVAILABLE_STAGES = ("crawl", "filter", "export")
 INPUT_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet")
 RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
 EXPORT_FORMATS = ("webdataset", "parquet")
@@ -52,6 +52,29 @@ class CrawlConfig:
 
 
 @dataclass
+class FilterConfig:
+    min_side: int = 200  # original shorter side, px (the Wukong paper: > 200, i.e. 201)
+    min_aspect_ratio: float = 1 / 3  # width / height
+    max_aspect_ratio: float = 3.0
+    chinese_only: bool = True
+    min_han_ratio: float = 0.5  # for captions mixing Han and Latin letters (see language.py)
+    min_words: int = 1
+    max_words: int = 32
+    traditional_to_simplified: bool = False
+    # Word lists: bundled names (files in filters/) or paths; list more to extend, fewer to replace.
+    generic_words: list[str] = field(default_factory=lambda: ["generic_words.txt"])
+    sensitive_words: list[str] = field(default_factory=lambda: ["sensitive_words.txt"])
+    nsfw_words: list[str] = field(default_factory=lambda: ["nsfw_words.txt"])
+    not_person_names: list[str] = field(default_factory=lambda: ["not_person_names.txt"])
+    mask_person_names: bool = True
+    person_name_placeholder: str = "<人名>"
+    decode_check: bool = True
+    nsfw_image: bool = True
+    nsfw_image_threshold: float = 0.5
+    nsfw_batch_size: int = 32
+
+
+@dataclass
 class ExportConfig:
     samples_per_shard: int = 10000
     formats: list[str] = field(default_factory=lambda: list(EXPORT_FORMATS))
@@ -65,6 +88,7 @@ class Recipe:
     description: str = ""
     input: InputConfig = field(default_factory=InputConfig)
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     # Settings of declared stages whose code does not exist yet, kept verbatim.
     pending: dict[str, dict] = field(default_factory=dict)
@@ -79,7 +103,8 @@ _CHOICES = {
     ("crawl", "encode_format"): ("jpg", "png", "webp"),
 }
 _POSITIVE = {("crawl", "image_size"), ("crawl", "processes"), ("crawl", "threads"),
-             ("crawl", "samples_per_shard"), ("crawl", "timeout"), ("export", "samples_per_shard")}
+             ("crawl", "samples_per_shard"), ("crawl", "timeout"), ("export", "samples_per_shard"),
+             ("filter", "min_aspect_ratio"), ("filter", "max_aspect_ratio"), ("filter", "nsfw_batch_size")}
 
 
 def _type_ok(value, hint) -> bool:
@@ -152,11 +177,23 @@ def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
         description=data.get("description", ""),
         input=_section(InputConfig, data.get("input", {}), source, "input"),
         crawl=_section(CrawlConfig, data.get("crawl", {}), source, "crawl"),
+        filter=_section(FilterConfig, data.get("filter", {}), source, "filter"),
         export=_section(ExportConfig, data.get("export", {}), source, "export"),
     )
     for fmt in recipe.export.formats:
         if fmt not in EXPORT_FORMATS:
             raise UserError(f"{source}: [export].formats: unknown format {fmt!r} (expected {', '.join(EXPORT_FORMATS)})")
+    if recipe.filter.min_words > recipe.filter.max_words:
+        raise UserError(f"{source}: [filter].min_words must not exceed [filter].max_words")
+    if recipe.filter.min_aspect_ratio > recipe.filter.max_aspect_ratio:
+        raise UserError(f"{source}: [filter].min_aspect_ratio must not exceed [filter].max_aspect_ratio")
+    for key in ("generic_words", "sensitive_words", "nsfw_words", "not_person_names"):
+        for i, name in enumerate(getattr(recipe.filter, key)):
+            path = Path(name)
+            if base_dir is not None and not path.is_absolute() and (base_dir / path).is_file():
+                getattr(recipe.filter, key)[i] = str(base_dir / path)
+            elif not path.is_file() and not (resources.files("wukong_data.filters") / name).is_file():
+                raise UserError(f"{source}: [filter].{key}: {name!r} is neither a file nor a bundled word list")
     if not recipe.export.formats:
         raise UserError(f"{source}: [export].formats must name at least one format")
     for stage in STAGE_ORDER:

@@ -22,20 +22,24 @@ from . import StageContext
 _INPUT_DONE = "_done.json"
 
 
-def crawl_decisions(build: BuildDir) -> pl.LazyFrame:
-    """key and reason for every crawled row, from img2dataset's status and error columns."""
-    paths = [build.crawl_path(s) for s in build.crawl_shards()]
-    if not paths:
-        return pl.LazyFrame(schema={"key": pl.String, "reason": pl.String})
+def crawl_reason() -> pl.Expr:
+    """The reason code of a crawled row, from img2dataset's status and error columns."""
     status, error = pl.col("status"), pl.col("error_message").fill_null("")
-    reason = (
+    return (
         pl.when(pl.col("url") == "").then(pl.lit("invalid_url"))
         .when(status == "success").then(pl.lit(None, pl.String))
         .when(error.str.contains("X-Robots-Tag")).then(pl.lit("opted_out"))
         .when(status == "failed_to_resize").then(pl.lit("decode_failed"))
         .otherwise(pl.lit("download_failed"))
     )
-    return pl.scan_parquet(paths).select("key", reason.alias("reason"))
+
+
+def crawl_decisions(build: BuildDir) -> pl.LazyFrame:
+    """key and reason for every crawled row."""
+    paths = [build.crawl_path(s) for s in build.crawl_shards()]
+    if not paths:
+        return pl.LazyFrame(schema={"key": pl.String, "reason": pl.String})
+    return pl.scan_parquet(paths).select("key", crawl_reason().alias("reason"))
 
 
 class CrawlStage:

@@ -1,0 +1,126 @@
+"""Filter: Wukong's image and text rules, cheap ones first.
+
+Order: image size and aspect (crawl metadata) -> meaningless caption -> language -> word
+count -> sensitive text -> NSFW text -> decode check -> NSFW image model. A row leaves at its
+first failed rule with that rule's reason; every row carries the values computed for it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from ...recipe import FilterConfig
+from .image import decodes, nsfw_scorer
+from .language import identify
+from .normalise import normalise
+from .patterns import WordMatcher, is_meaningless, read_words, resolve_list
+from .words import count_words, mask_names, tag
+
+
+@dataclass
+class TextRules:
+    cfg: FilterConfig
+    generic: list[str]
+    sensitive: WordMatcher
+    nsfw: WordMatcher
+    not_names: frozenset[str]
+
+    @classmethod
+    def from_config(cls, cfg: FilterConfig) -> "TextRules":
+        def words(key):
+            return read_words([resolve_list(n, f"[filter].{key}") for n in getattr(cfg, key)])
+
+        return cls(cfg, words("generic_words"), WordMatcher(words("sensitive_words")),
+                   WordMatcher(words("nsfw_words")), frozenset(words("not_person_names")))
+
+    def apply(self, raw_captions: pl.Series, reasons: list) -> pl.DataFrame:
+        """Text rules over captions; fills `reasons` (None = still kept) in place.
+
+        Returns the columns: caption (normalised, names masked), lang, lang_score, han_ratio,
+        n_words, n_masked.
+        """
+        cfg, n = self.cfg, len(raw_captions)
+        captions = normalise(raw_captions, cfg.traditional_to_simplified)
+        meaningless = is_meaningless(captions, self.generic)
+        for i in meaningless.arg_true():
+            reasons[i] = reasons[i] or "meaningless_caption"
+
+        alive = [i for i in range(n) if reasons[i] is None]
+        lang = pl.DataFrame({"lang": [None] * n, "lang_score": [None] * n, "han_ratio": [None] * n},
+                            schema={"lang": pl.String, "lang_score": pl.Float32, "han_ratio": pl.Float32})
+        if alive:
+            found = identify(captions.gather(alive), cfg.min_han_ratio)
+            lang = lang.with_row_index().update(found.with_columns(index=pl.Series(alive, dtype=pl.UInt32)),
+                                                on="index").drop("index")
+            if cfg.chinese_only:
+                for i, code in zip(alive, found["lang"]):
+                    if code != "zh":
+                        reasons[i] = "not_chinese"
+
+        out_captions = captions.to_list()
+        n_words, n_masked = [None] * n, [None] * n
+        for i in range(n):
+            if reasons[i] is not None:
+                continue
+            tags = tag(out_captions[i])
+            n_words[i] = count_words(tags)
+            if n_words[i] < cfg.min_words:
+                reasons[i] = "too_few_words"
+            elif n_words[i] > cfg.max_words:
+                reasons[i] = "too_many_words"
+            elif self.sensitive.first_match(out_captions[i]):
+                reasons[i] = "sensitive_text"
+            elif self.nsfw.first_match(out_captions[i]):
+                reasons[i] = "nsfw_text"
+            elif cfg.mask_person_names:
+                out_captions[i], n_masked[i] = mask_names(tags, cfg.person_name_placeholder, self.not_names)
+        return lang.with_columns(
+            caption=pl.Series(out_captions, dtype=pl.String),
+            n_words=pl.Series(n_words, dtype=pl.Int32),
+            n_masked=pl.Series(n_masked, dtype=pl.Int32),
+        )
+
+
+class FilterStage:
+    name = "filter"
+
+    def __init__(self, cfg: FilterConfig, image_column: str):
+        self.cfg = cfg
+        self.image_column = image_column
+        self.text = TextRules.from_config(cfg)
+        self.input_columns = ["key", "caption", "original_width", "original_height", image_column]
+
+    @classmethod
+    def from_config(cls, config: dict) -> "FilterStage":
+        return cls(FilterConfig(**config["filter"]), config["image_column"])
+
+    def process(self, rows: pl.DataFrame) -> pl.DataFrame:
+        cfg, n = self.cfg, rows.height
+        width, height = rows["original_width"], rows["original_height"]
+        short = rows.select(pl.min_horizontal("original_width", "original_height"))[:, 0]
+        ratio = (width / height).to_list()
+        reasons: list[str | None] = [None] * n
+        for i, (s, r) in enumerate(zip(short.to_list(), ratio)):
+            if s is None or s < cfg.min_side:
+                reasons[i] = "image_too_small"
+            elif not cfg.min_aspect_ratio <= r <= cfg.max_aspect_ratio:
+                reasons[i] = "bad_aspect_ratio"
+        columns = self.text.apply(rows["caption"], reasons)
+
+        images = rows[self.image_column]
+        if cfg.decode_check:
+            for i in range(n):
+                if reasons[i] is None and not decodes(images[i]):
+                    reasons[i] = "decode_failed"
+        nsfw = [None] * n
+        if cfg.nsfw_image:
+            alive = [i for i in range(n) if reasons[i] is None]
+            scores = nsfw_scorer().scores([images[i] for i in alive], cfg.nsfw_batch_size) if alive else []
+            for i, score in zip(alive, scores):
+                nsfw[i] = round(float(score), 4)
+                if score >= cfg.nsfw_image_threshold:
+                    reasons[i] = "nsfw_image"
+        return pl.DataFrame({"key": rows["key"], "reason": pl.Series(reasons, dtype=pl.String)}).hstack(
+            columns.with_columns(nsfw_score=pl.Series(nsfw, dtype=pl.Float32))
+        )
