@@ -1,0 +1,168 @@
+"""The filter stage: one labelled case or more per reason code and per kept path."""
+import dataclasses
+import io
+
+import polars as pl
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from wukong_data.demo.synth import draw, jpeg
+from wukong_data.reasons import REASONS
+from wukong_data.recipe import FilterConfig
+from wukong_data.stages.filter import FilterStage, TextRules
+from wukong_data.stages.filter.language import fasttext_alone, identify
+from wukong_data.stages.filter.words import mask_names, tag
+
+GOOD = jpeg(draw("红色", "圆形", "中间", "白色"))
+OK = "白色背景的左上角有一个红色的圆形"
+
+
+def run(cases, **overrides):
+    """cases: [(caption, (width, height), image bytes)] -> the filter's output rows."""
+    stage = FilterStage(dataclasses.replace(FilterConfig(), **overrides), "jpg")
+    rows = pl.DataFrame({
+        "key": [f"{i:07d}" for i in range(len(cases))],
+        "caption": [c for c, _, _ in cases],
+        "original_width": pl.Series([s[0] for _, s, _ in cases], dtype=pl.Int32),
+        "original_height": pl.Series([s[1] for _, s, _ in cases], dtype=pl.Int32),
+        "jpg": pl.Series([b for _, _, b in cases], dtype=pl.Binary),
+    })
+    return stage.process(rows)
+
+
+@pytest.mark.parametrize("caption, size, body, reason", [
+    (OK, (150, 400), GOOD, "image_too_small"),
+    (OK, (1000, 250), GOOD, "bad_aspect_ratio"),
+    (OK, (250, 1000), GOOD, "bad_aspect_ratio"),
+    ("IMG_0001.jpg", (288, 256), GOOD, "meaningless_caption"),
+    ("000.jpg", (288, 256), GOOD, "meaningless_caption"),
+    ("DSC_1234", (288, 256), GOOD, "meaningless_caption"),
+    ("https://example.com/a/b.jpg", (288, 256), GOOD, "meaningless_caption"),
+    ("2023-01-01 12:00", (288, 256), GOOD, "meaningless_caption"),
+    ("图片", (288, 256), GOOD, "meaningless_caption"),
+    ("  Photo ", (288, 256), GOOD, "meaningless_caption"),
+    ("A red circle on a white background", (288, 256), GOOD, "not_chinese"),
+    ("白い背景の真ん中に赤い丸があります", (288, 256), GOOD, "not_chinese"),
+    ("흰색 배경에 빨간 원", (288, 256), GOOD, "not_chinese"),
+    ("猫", (288, 256), GOOD, "too_few_words"),
+    ("红色的圆形" * 12, (288, 256), GOOD, "too_many_words"),  # 36 words
+    ("网上赌场注册就送彩金", (288, 256), GOOD, "sensitive_text"),
+    ("成人视频在线观看", (288, 256), GOOD, "nsfw_text"),
+    (OK, (288, 256), GOOD[: len(GOOD) // 2], "decode_failed"),
+    (OK, (288, 256), b"<html>not an image</html>", "decode_failed"),
+], ids=lambda v: v if isinstance(v, str) and v in REASONS else "")
+def test_each_reason(caption, size, body, reason):
+    out = run([(caption, size, body)], min_words=2, max_words=32)
+    assert out["reason"].to_list() == [reason]
+
+
+def test_nsfw_image_score_and_threshold():
+    kept = run([(OK, (288, 256), GOOD)])
+    score = kept["nsfw_score"][0]
+    assert kept["reason"][0] is None and 0 <= score < 0.5  # a drawn circle is not NSFW
+    rejected = run([(OK, (288, 256), GOOD)], nsfw_image_threshold=score / 2)
+    assert rejected["reason"].to_list() == ["nsfw_image"] and rejected["nsfw_score"][0] == pytest.approx(score)
+
+
+def test_kept_rows_carry_the_values_that_decided_them():
+    out = run([(OK, (288, 256), GOOD), ("周杰伦演唱会现场 &amp; 高清壁纸", (300, 300), GOOD),
+               ("Apple iPhone 14 Pro 手机壳 黑色 官方正品", (300, 300), GOOD)])
+    assert out["reason"].to_list() == [None, None, None]
+    first = out.row(0, named=True)
+    assert first["lang"] == "zh" and first["n_words"] == 9 and first["han_ratio"] == 1.0
+    assert first["lang_score"] is None  # decided by script alone, fastText not consulted
+    second = out.row(1, named=True)
+    assert second["caption"] == "<人名>演唱会现场 & 高清壁纸" and second["n_masked"] == 1
+    assert out["lang_score"][2] is not None  # mixed script: fastText consulted
+
+
+def test_word_bounds_are_settings():
+    out = run([(OK, (288, 256), GOOD)], max_words=5)
+    assert out["reason"].to_list() == ["too_many_words"]
+    out = run([(OK, (288, 256), GOOD)], min_words=10)
+    assert out["reason"].to_list() == ["too_few_words"]
+
+
+def test_user_word_lists_extend_the_bundled_ones(tmp_path):
+    extra = tmp_path / "mine.txt"
+    extra.write_text("# my list\n圆形\n")
+    out = run([(OK, (288, 256), GOOD)], sensitive_words=["sensitive_words.txt", str(extra)])
+    assert out["reason"].to_list() == ["sensitive_text"]
+
+
+def test_traditional_to_simplified():
+    out = run([("白色背景的左上角有一個紅色的圓形", (288, 256), GOOD)], traditional_to_simplified=True)
+    assert out["caption"].to_list() == [OK]
+
+
+@pytest.mark.parametrize("sentence, masked, count", [
+    ("张伟和李娜在北京天安门广场拍照", "<人名>和<人名>在北京天安门广场拍照", 2),
+    ("周杰伦演唱会现场", "<人名>演唱会现场", 1),
+    ("白色背景的左上角有一个红色的圆形", "白色背景的左上角有一个红色的圆形", 0),
+    ("高清壁纸 秋天的风景", "高清壁纸 秋天的风景", 0),
+    ("我爱北京天安门", "我爱北京天安门", 0),
+])
+def test_person_name_masking(sentence, masked, count):
+    assert mask_names(tag(sentence), "<人名>", frozenset({"高清"})) == (masked, count)
+
+
+# Short captions labelled by hand: True = Chinese.
+LABELLED = [
+    ("一只猫在草地上", True), ("红色的圆形", True), ("夕阳下的海滩", True), ("北京故宫", True),
+    ("可爱的小狗", True), ("春天的樱花", True), ("美味的火锅", True), ("蓝天白云", True),
+    ("雪山和湖泊", True), ("城市夜景", True), ("一杯咖啡", True), ("秋天的落叶", True),
+    ("山水画", True), ("新款连衣裙", True), ("儿童玩具车", True), ("手工饺子", True),
+    ("古镇小桥流水", True), ("桌上的苹果", True), ("熊猫吃竹子", True), ("黄山日出", True),
+    ("华为 Mate 60 手机", True), ("iPhone 15 手机壳 透明", True), ("NBA 篮球比赛现场", True),
+    ("Nike 运动鞋 男款", True), ("2024 新年快乐", True), ("繁體中文的標題", True), ("臺北一零一大樓", True),
+    ("猫が草の上にいる", False), ("東京タワーの夜景", False), ("かわいい犬", False), ("桜の花が咲いた", False),
+    ("ラーメン", False), ("日本の秋", False), ("서울의 밤", False), ("귀여운 강아지", False),
+    ("한국 음식", False), ("a cat on the grass", False), ("sunset at the beach", False),
+    ("red circle", False), ("Happy new year", False), ("mountain lake view", False),
+    ("Le chat noir", False), ("der rote Kreis", False), ("gato en la hierba", False),
+    ("Beijing travel guide 北京", False), ("How to cook 饺子 at home easily", False),
+    ("кошка на траве", False), ("قطة على العشب", False),
+    # Japanese written in kanji alone: no script evidence tells it apart; our rule says Chinese.
+    ("東京駅", False), ("大阪城公園", False),
+]
+
+
+def test_language_rule_beats_fasttext_alone():
+    captions = pl.Series([c for c, _ in LABELLED])
+    truth = [label for _, label in LABELLED]
+    ours = [lang == "zh" for lang in identify(captions)["lang"]]
+    alone = [fasttext_alone(c) == "zh" for c, _ in LABELLED]
+    acc_ours = sum(a == b for a, b in zip(ours, truth)) / len(truth)
+    acc_alone = sum(a == b for a, b in zip(alone, truth)) / len(truth)
+    print(f"\nlanguage rule accuracy on {len(truth)} short captions: ours {acc_ours:.3f}, fastText alone {acc_alone:.3f}")
+    assert identify(pl.Series(["一只猫在草地上"]))["lang"][0] == "zh"  # fastText alone says ja 0.73
+    assert acc_ours >= 0.95 and acc_ours > acc_alone
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(), min_size=1, max_size=20))
+def test_text_rules_never_raise_and_account_for_every_row(captions):
+    rules = TextRules.from_config(FilterConfig())
+    reasons = [None] * len(captions)
+    columns = rules.apply(pl.Series(captions, dtype=pl.String), reasons)
+    assert columns.height == len(captions)
+    assert all(r is None or r in REASONS for r in reasons)
+    kept = [i for i, r in enumerate(reasons) if r is None]
+    assert all(columns["lang"][i] == "zh" and columns["n_words"][i] >= 1 for i in kept)
+
+
+def test_demo_planted_cases_get_their_filter_reasons(demo_build, samples):
+    from conftest import crawl_table
+    from test_crawl import row_index
+
+    decisions = pl.read_parquet(sorted((demo_build / "filter").glob("*.parquet")))
+    kinds = {row_index(k): r for k, r in decisions.select("key", "reason").iter_rows()}
+    by_kind = {}
+    for index, reason in kinds.items():
+        by_kind.setdefault(samples[index].kind, set()).add(reason)
+    assert by_kind["tiny_image"] == {"image_too_small"}
+    assert by_kind["extreme_aspect_ratio"] == {"bad_aspect_ratio"}
+    assert by_kind["english_caption"] == by_kind["japanese_caption"] == {"not_chinese"}
+    assert by_kind["meaningless_caption"] == {"meaningless_caption"}
+    assert by_kind["good"] == {None}
+    del crawl_table
