@@ -60,11 +60,14 @@ def test_stage_prerequisite_and_force(url_list, tmp_path):
     assert proc.returncode == 2
     assert "stage export needs stage crawl first: run `wukong build demo" in proc.stderr
     wukong("build", "demo", "--input", url_list, "--out", out, "--stage", "crawl", "--quiet")
+    proc = wukong("build", "demo", "--input", url_list, "--out", out, "--stage", "export", check=False)
+    assert proc.returncode == 2 and "stage export needs stage dedupe first" in proc.stderr
+    wukong("build", "demo", "--input", url_list, "--out", out, "--stage", "dedupe", "--stage", "filter", "--quiet")
     wukong("build", "demo", "--input", url_list, "--out", out, "--stage", "export", "--quiet")
     first = final_keys(out)
     wukong("build", "demo", "--input", url_list, "--out", out, "--stage", "export", "--force", "--quiet")
     assert final_keys(out) == first
-    assert (out / "crawl").exists()  # --force with --stage export redoes export only
+    assert (out / "crawl").exists() and (out / "filter").exists()  # --force --stage export redoes export only
 
 
 def test_refuses_a_foreign_output_directory(url_list, tmp_path):

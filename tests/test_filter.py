@@ -103,7 +103,7 @@ def test_traditional_to_simplified():
     ("我爱北京天安门", "我爱北京天安门", 0),
 ])
 def test_person_name_masking(sentence, masked, count):
-    assert mask_names(tag(sentence), "<人名>", frozenset({"高清"})) == (masked, count)
+    assert mask_names(sentence, tag(sentence), "<人名>", frozenset({"高清"})) == (masked, count)
 
 
 # Short captions labelled by hand: True = Chinese.

@@ -9,8 +9,11 @@ def test_bundled_recipes_load_by_name():
     assert {"demo", "wukong-100m"} <= set(recipe.bundled_names())
     wukong100m = recipe.load("wukong-100m")
     assert wukong100m.stages == ["crawl", "dedupe", "filter", "score", "export"]
-    assert wukong100m.pending["filter"]["min_side"] == 201  # both sides > 200 px
-    assert wukong100m.pending["dedupe"]["max_caption_count"] == 10
+    f = wukong100m.filter
+    assert f.min_side == 201 and (f.min_aspect_ratio, f.max_aspect_ratio) == (0.3333, 3.0)  # sides > 200 px
+    assert f.chinese_only and f.mask_person_names and (f.min_words, f.max_words) == (1, 32)
+    assert wukong100m.dedupe.max_caption_count == 10
+    assert list(wukong100m.pending) == ["score"]  # declared, reported as not available
 
 
 @pytest.mark.parametrize("text, expected", [

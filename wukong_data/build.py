@@ -35,6 +35,12 @@ def atomic_path(final: Path):
         tmp.unlink(missing_ok=True)
 
 
+def remove_stale_tmp(directory: Path) -> None:
+    """Remove temporary files a killed run left behind (atomic_path could not clean them up)."""
+    for tmp in directory.glob(".*.tmp-*"):
+        tmp.unlink(missing_ok=True)
+
+
 def write_json_atomic(path: Path, data) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -78,6 +78,24 @@ def stats(
 
 
 @app.command()
+def queries(
+    corpus: List[Path] = typer.Argument(..., help="UTF-8 text files (optionally .gz), one document per line"),
+    out: Path = typer.Option(..., "--out", help="the query list: one query per line"),
+    min_count: int = typer.Option(5, "--min-count", min=1, help="drop queries seen fewer times"),
+    top_k: int = typer.Option(10000, "--top-k", min=1, help="keep the K most frequent"),
+    stop_words: Optional[List[str]] = typer.Option(None, "--stop-words",
+                                                   help="stop-word lists (paths or bundled names) [default: stop_words.txt]"),
+    with_counts: bool = typer.Option(False, "--with-counts", help="write 'query<TAB>count'"),
+):
+    """A search-query list of high-frequency Chinese words and phrases from a text corpus."""
+    from .queries import build_queries, write_queries
+
+    found = _run(build_queries, corpus, min_count, top_k, stop_words)
+    write_queries(found, out, with_counts)
+    typer.echo(f"{len(found)} queries written to {out}", err=True)
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("wukong-demo"), "--out", help="where the demo's build goes"),
     workers: int = typer.Option(2, "--workers", min=1),

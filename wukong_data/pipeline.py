@@ -1,7 +1,6 @@
 """Wires a recipe's stages over a build directory; the CLI's `build` is a thin call to run_build."""
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import shutil
 import time
@@ -12,23 +11,17 @@ from .recipe import STAGE_ORDER, Recipe
 from .stages import StageContext
 from .stages.crawl import CrawlStage
 from .stages.export import ExportStage
-from .stages.per_shard import run_per_shard
+from .stages.per_shard import ShardStage
 from .stats import stage_counts
 from .ui import UI
 
-STAGES = {"crawl": CrawlStage, "export": ExportStage}
-# Per-row stages run shard by shard by stages/per_shard.py; imported only when used (extras).
-SHARD_STAGES = {"filter": ("wukong_data.stages.filter", "FilterStage")}
-
-
-def stage_class(name: str):
-    module, cls = SHARD_STAGES[name]
-    return getattr(importlib.import_module(module), cls)
-
-
-def shard_stage_config(recipe: Recipe, name: str) -> dict:
-    """What a per-row stage's workers need of the recipe (JSON-serialisable)."""
-    return {name: dataclasses.asdict(getattr(recipe, name)), "image_column": recipe.crawl.encode_format}
+# Stages whose dependencies are extras (filter, dedupe) are imported only when they run.
+STAGES = {
+    "crawl": CrawlStage,
+    "dedupe": lambda: importlib.import_module("wukong_data.stages.dedupe").DedupeStage(),
+    "filter": lambda: ShardStage("filter", "wukong_data.stages.filter:FilterStage"),
+    "export": ExportStage,
+}
 
 
 def _clear(build: BuildDir, stages: list[str]) -> None:
@@ -72,9 +65,6 @@ def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine
                     f"--out {out} --stage {needed}`"
                 )
         build.set_stage_status(stage, status="running", started=time.time())
-        if stage in SHARD_STAGES:
-            run_per_shard(ctx, stage, shard_stage_config(recipe, stage))
-        else:
-            STAGES[stage]().run(ctx)
+        STAGES[stage]().run(ctx)
         build.set_stage_status(stage, status="done", finished=time.time(), **stage_counts(build, recipe, stage))
     return build

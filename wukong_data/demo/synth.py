@@ -9,6 +9,7 @@ import io
 import random
 from dataclasses import dataclass, field
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 COLOURS = {"红色": (220, 30, 30), "绿色": (30, 160, 60), "蓝色": (30, 70, 220), "黄色": (240, 200, 20),
@@ -31,10 +32,20 @@ class Sample:
     url: str | None = None  # set for rows whose URL is not served by us (invalid ones)
 
 
+def _texture(base: tuple[int, int, int], size, rng: random.Random) -> Image.Image:
+    """A plain background with faint low-frequency shading, different for every image, as photos
+    have: without it every 'red circle in the middle' would be a perceptual duplicate."""
+    w, h = size
+    coarse = np.random.default_rng(rng.randrange(2**32)).normal(0, 14, (4, 4, 1))
+    shade = np.asarray(Image.fromarray(coarse[..., 0].astype(np.float32), mode="F").resize(size, Image.BICUBIC))
+    pixels = np.asarray(base, np.float32)[None, None, :] + shade[..., None]
+    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+
+
 def draw(colour: str, shape: str, position: str, background: str, size=(288, 256), rng=None) -> Image.Image:
     rng = rng or random.Random(0)
     w, h = size
-    image = Image.new("RGB", size, BACKGROUNDS[background])
+    image = _texture(BACKGROUNDS[background], size, rng)
     d = ImageDraw.Draw(image)
     cx, cy = POSITIONS[position]
     cx, cy = cx * w + rng.uniform(-6, 6), cy * h + rng.uniform(-6, 6)
@@ -72,7 +83,11 @@ def good_samples(n: int, seed: int = 0) -> list[Sample]:
 
 def planted_samples(good: list[Sample]) -> list[Sample]:
     """One or more rows per bad case a real crawl meets; `kind` names the case."""
-    ok = jpeg(draw("红色", "圆形", "中间", "白色"))
+    def picture(seed: int, **kw) -> bytes:  # a distinct image per planted case, so each meets its own rule
+        return jpeg(draw(kw.get("colour", "红色"), kw.get("shape", "圆形"), "中间", "白色",
+                         size=kw.get("size", (288, 256)), rng=random.Random(1000 + seed)))
+
+    ok = picture(0)
     return [
         Sample("/img/missing.jpg", "一张已经删除的图片", None, "http_404"),
         Sample("/img/not-an-image.jpg", "网页而不是图片", b"<html><body>not an image</body></html>", "not_an_image"),
@@ -80,13 +95,29 @@ def planted_samples(good: list[Sample]) -> list[Sample]:
         Sample("/img/optout.jpg", "不允许用于训练的图片", ok, "opted_out", {"X-Robots-Tag": "noai"}),
         Sample("", "没有网址的行", None, "invalid_url", url=""),
         Sample("", "不是网页地址的行", None, "invalid_url", url="ftp://example.org/a.jpg"),
-        Sample("/img/tiny.jpg", "一个很小的红色圆形", jpeg(draw("红色", "圆形", "中间", "白色", size=(48, 40))), "tiny_image"),
-        Sample("/img/wide.jpg", "一条很长的蓝色横幅", jpeg(draw("蓝色", "正方形", "中间", "白色", size=(1200, 200))),
+        Sample("/img/tiny.jpg", "一个很小的红色圆形", picture(1, size=(48, 40)), "tiny_image"),
+        Sample("/img/wide.jpg", "一条很长的蓝色横幅", picture(2, colour="蓝色", shape="正方形", size=(1200, 200)),
                "extreme_aspect_ratio"),
         Sample(good[0].url_path, good[0].caption, good[0].body, "duplicate_url"),
         Sample("/img/copy-of-1.jpg", "另一个网站转载的同一张图", good[1].body, "duplicate_image"),
-        Sample("/img/english.jpg", "A red circle in the middle of a white background", ok, "english_caption"),
-        Sample("/img/japanese.jpg", "白い背景の真ん中に赤い丸があります", ok, "japanese_caption"),
-        Sample("/img/filename.jpg", "IMG_0001.jpg", ok, "meaningless_caption"),
-        Sample("/img/generic.jpg", "图片", ok, "meaningless_caption"),
+        Sample("/img/english.jpg", "A green square in the middle", picture(3, colour="绿色", shape="正方形"),
+               "english_caption"),
+        Sample("/img/japanese.jpg", "白い背景の真ん中に黄色い丸があります", picture(4, colour="黄色"), "japanese_caption"),
+        Sample("/img/filename.jpg", "IMG_0001.jpg", picture(5, colour="紫色", shape="三角形"), "meaningless_caption"),
+        Sample("/img/generic.jpg", "图片", picture(6, colour="黑色", shape="菱形"), "meaningless_caption"),
+        Sample("/img/half-size-of-2.jpg", "转载时缩小了一半的图", _resized(good[2].body, 0.5), "near_duplicate_image"),
+        Sample("/img/recompressed-3.jpg", "转载时重新压缩的图", _recompressed(good[3].body, 30), "near_duplicate_image"),
+    ] + [
+        # Boilerplate shared by many unrelated images: more than 10 times, so all are dropped.
+        Sample(f"/img/boilerplate-{i}.jpg", "点击查看原图", picture(10 + i, colour="青色"), "frequent_caption")
+        for i in range(12)
     ]
+
+
+def _resized(body: bytes, scale: float) -> bytes:
+    image = Image.open(io.BytesIO(body))
+    return jpeg(image.resize((int(image.width * scale), int(image.height * scale)), Image.LANCZOS))
+
+
+def _recompressed(body: bytes, quality: int) -> bytes:
+    return jpeg(Image.open(io.BytesIO(body)), quality=quality)

@@ -72,7 +72,7 @@ class CrawlStage:
                     f"({done['spec']}); pass --force to rebuild it"
                 )
         build.input_dir.mkdir(parents=True, exist_ok=True)
-        for old in build.input_dir.glob("*.parquet"):
+        for old in build.input_dir.glob("*"):
             old.unlink()
         rows = shards = 0
         sources = []

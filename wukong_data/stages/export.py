@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from ..build import BuildDir, atomic_path, write_json_atomic
+from ..build import BuildDir, atomic_path, remove_stale_tmp, write_json_atomic
 from . import StageContext
 
 PLAN = "_plan.json"
@@ -102,6 +102,8 @@ class ExportStage:
         if plan_path.exists() and json.loads(plan_path.read_text())["id"] != plan_id:
             shutil.rmtree(final)  # the kept rows changed: the old shards are not this build's
         n_shards = -(-len(keys) // per_shard)
+        if final.exists():
+            remove_stale_tmp(final)
         write_json_atomic(plan_path, {"id": plan_id, "rows": len(keys), "shards": n_shards})
 
         tasks = [

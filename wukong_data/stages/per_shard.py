@@ -1,18 +1,23 @@
-"""Runs a per-row stage over crawl shards: each shard's entering rows -> DIR/<stage>/NNNNN.parquet.
+"""Runs a per-row processor over crawl shards: each shard's entering rows -> one Parquet file.
 
-The rows entering a stage are those kept by every stage before it. The stage's `process`
-returns one row per entering row: key, reason (null = kept) and its own columns. Output is
+The rows entering a stage are those kept by every stage before it. A processor is a class with
+`from_config(dict)`, `input_columns` and `process(rows) -> DataFrame` giving one row per
+entering row (for a filtering stage: key, reason (null = kept) and its own columns). Output is
 written atomically; a shard whose output exists is skipped on resume.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import importlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
-from ..build import BuildDir, atomic_path
+from ..build import BuildDir, atomic_path, remove_stale_tmp
+from ..recipe import Recipe
 from . import StageContext
 
 
@@ -20,17 +25,17 @@ from . import StageContext
 class ShardTask:
     root: str
     shard: str
-    stage: str
+    processor: str  # "module:Class"
     config_json: str
     prior: tuple[str, ...]  # decided stages before this one, crawl first
+    out_dir: str
 
 
 @functools.lru_cache(maxsize=4)
-def _stage_instance(stage: str, config_json: str):
+def _processor(spec: str, config_json: str):
     """One instance per worker process and config: models load once, not once per shard."""
-    from ..pipeline import stage_class
-
-    return stage_class(stage).from_config(json.loads(config_json))
+    module, cls = spec.split(":")
+    return getattr(importlib.import_module(module), cls).from_config(json.loads(config_json))
 
 
 def entering_rows(build: BuildDir, shard: str, prior: tuple[str, ...], columns: list[str]) -> pl.DataFrame:
@@ -45,24 +50,46 @@ def entering_rows(build: BuildDir, shard: str, prior: tuple[str, ...], columns: 
 
 def run_shard(task: ShardTask) -> int:
     build = BuildDir(task.root)
-    stage = _stage_instance(task.stage, task.config_json)
-    rows = entering_rows(build, task.shard, task.prior, stage.input_columns)
-    decisions = stage.process(rows)
-    assert decisions.height == rows.height and decisions["key"].sort().equals(rows["key"].sort()), \
-        f"{task.stage} must decide every entering row once"
-    with atomic_path(build.stage_dir(task.stage) / f"{task.shard}.parquet") as tmp:
-        decisions.write_parquet(tmp)
+    processor = _processor(task.processor, task.config_json)
+    rows = entering_rows(build, task.shard, task.prior, processor.input_columns)
+    out = processor.process(rows)
+    assert out.height == rows.height and out["key"].sort().equals(rows["key"].sort()), \
+        f"{task.processor} must give one row per entering row"
+    with atomic_path(Path(task.out_dir) / f"{task.shard}.parquet") as tmp:
+        out.write_parquet(tmp)
     return rows.height
 
 
-def run_per_shard(ctx: StageContext, stage: str, config: dict) -> None:
+def prior_stages(recipe: Recipe, stage: str) -> tuple[str, ...]:
+    return tuple(s for s in recipe.stages[: recipe.stages.index(stage)] if s not in recipe.pending)
+
+
+def stage_config(recipe: Recipe, stage: str) -> dict:
+    """What a stage's workers need of the recipe (JSON-serialisable)."""
+    return {stage: dataclasses.asdict(getattr(recipe, stage)), "image_column": recipe.crawl.encode_format}
+
+
+def run_per_shard(ctx: StageContext, stage: str, processor: str, out_dir: Path, description: str) -> None:
     build = ctx.build
-    prior = tuple(s for s in ctx.recipe.stages[: ctx.recipe.stages.index(stage)] if s not in ctx.recipe.pending)
+    prior = prior_stages(ctx.recipe, stage)
     shards = build.crawl_shards()
-    todo = [s for s in shards if not (build.stage_dir(stage) / f"{s}.parquet").exists()]
-    tasks = [ShardTask(str(build.root), s, stage, json.dumps(config, sort_keys=True), prior) for s in todo]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(out_dir)
+    todo = [s for s in shards if not (out_dir / f"{s}.parquet").exists()]
+    config = json.dumps(stage_config(ctx.recipe, stage), sort_keys=True)
+    tasks = [ShardTask(str(build.root), s, processor, config, prior, str(out_dir)) for s in todo]
     total = build.kept_keys(list(prior)).select(pl.len()).collect().item()
-    with ctx.ui.progress(stage, total=total) as advance:
-        done = build.decisions(stage).select(pl.len()).collect().item() if len(todo) < len(shards) else 0
-        advance(done)
+    with ctx.ui.progress(description, total=total) as advance:
+        done = [out_dir / f"{s}.parquet" for s in shards if s not in todo]
+        advance(pl.scan_parquet(done).select(pl.len()).collect().item() if done else 0)
         ctx.engine.map(run_shard, tasks, on_result=advance)
+
+
+class ShardStage:
+    """A stage that is one per-row processor: its output files are the stage's decisions."""
+
+    def __init__(self, name: str, processor: str):
+        self.name, self.processor = name, processor
+
+    def run(self, ctx: StageContext) -> None:
+        run_per_shard(ctx, self.name, self.processor, ctx.build.stage_dir(self.name), self.name)

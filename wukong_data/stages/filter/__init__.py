@@ -1,7 +1,8 @@
 """Filter: Wukong's image and text rules, cheap ones first.
 
-Order: image size and aspect (crawl metadata) -> meaningless caption -> language -> word
-count -> sensitive text -> NSFW text -> decode check -> NSFW image model. A row leaves at its
+Order: image size and aspect (crawl metadata) -> meaningless caption -> language ->
+sensitive text -> NSFW text -> word count (one segmenter pass, which also finds the person
+names to mask) -> decode check -> NSFW image model. A row leaves at its
 first failed rule with that rule's reason; every row carries the values computed for it.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ...recipe import FilterConfig
 from .image import decodes, nsfw_scorer
 from .language import identify
 from .normalise import normalise
-from .patterns import WordMatcher, is_meaningless, read_words, resolve_list
+from .patterns import contains_any, is_meaningless, read_words, resolve_list
 from .words import count_words, mask_names, tag
 
 
@@ -22,8 +23,8 @@ from .words import count_words, mask_names, tag
 class TextRules:
     cfg: FilterConfig
     generic: list[str]
-    sensitive: WordMatcher
-    nsfw: WordMatcher
+    sensitive: list[str]
+    nsfw: list[str]
     not_names: frozenset[str]
 
     @classmethod
@@ -31,8 +32,8 @@ class TextRules:
         def words(key):
             return read_words([resolve_list(n, f"[filter].{key}") for n in getattr(cfg, key)])
 
-        return cls(cfg, words("generic_words"), WordMatcher(words("sensitive_words")),
-                   WordMatcher(words("nsfw_words")), frozenset(words("not_person_names")))
+        return cls(cfg, words("generic_words"), words("sensitive_words"), words("nsfw_words"),
+                   frozenset(words("not_person_names")))
 
     def apply(self, raw_captions: pl.Series, reasons: list) -> pl.DataFrame:
         """Text rules over captions; fills `reasons` (None = still kept) in place.
@@ -42,8 +43,7 @@ class TextRules:
         """
         cfg, n = self.cfg, len(raw_captions)
         captions = normalise(raw_captions, cfg.traditional_to_simplified)
-        meaningless = is_meaningless(captions, self.generic)
-        for i in meaningless.arg_true():
+        for i in is_meaningless(captions, self.generic).arg_true():
             reasons[i] = reasons[i] or "meaningless_caption"
 
         alive = [i for i in range(n) if reasons[i] is None]
@@ -57,6 +57,9 @@ class TextRules:
                 for i, code in zip(alive, found["lang"]):
                     if code != "zh":
                         reasons[i] = "not_chinese"
+        for reason, words in (("sensitive_text", self.sensitive), ("nsfw_text", self.nsfw)):
+            for i in contains_any(captions, words).arg_true():
+                reasons[i] = reasons[i] or reason
 
         out_captions = captions.to_list()
         n_words, n_masked = [None] * n, [None] * n
@@ -69,12 +72,8 @@ class TextRules:
                 reasons[i] = "too_few_words"
             elif n_words[i] > cfg.max_words:
                 reasons[i] = "too_many_words"
-            elif self.sensitive.first_match(out_captions[i]):
-                reasons[i] = "sensitive_text"
-            elif self.nsfw.first_match(out_captions[i]):
-                reasons[i] = "nsfw_text"
             elif cfg.mask_person_names:
-                out_captions[i], n_masked[i] = mask_names(tags, cfg.person_name_placeholder, self.not_names)
+                out_captions[i], n_masked[i] = mask_names(out_captions[i], tags, cfg.person_name_placeholder, self.not_names)
         return lang.with_columns(
             caption=pl.Series(out_captions, dtype=pl.String),
             n_words=pl.Series(n_words, dtype=pl.Int32),

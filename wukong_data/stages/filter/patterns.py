@@ -1,11 +1,11 @@
-"""Meaningless captions (regular expressions + a generic-word list) and word-list matching
-(Aho-Corasick) for sensitive and NSFW text. The lists are plain-text files in filters/."""
+"""Meaningless captions (regular expressions + a generic-word list) and word-list matching for
+sensitive and NSFW text (polars' Aho-Corasick `contains_any`, vectorised: no Python per row).
+The lists are plain-text files in filters/."""
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
 
-import ahocorasick
 import polars as pl
 
 from ...errors import UserError
@@ -47,20 +47,8 @@ def is_meaningless(captions: pl.Series, generic_words: list[str]) -> pl.Series:
     return hit
 
 
-class WordMatcher:
-    """Does a text contain any word of the lists? One Aho-Corasick pass over the text."""
-
-    def __init__(self, words: list[str]):
-        self.automaton = ahocorasick.Automaton()
-        for word in words:
-            self.automaton.add_word(word, word)
-        self.empty = not words
-        if not self.empty:
-            self.automaton.make_automaton()
-
-    def first_match(self, text: str) -> str | None:
-        if self.empty:
-            return None
-        for _, word in self.automaton.iter(text.lower()):
-            return word
-        return None
+def contains_any(captions: pl.Series, words: list[str]) -> pl.Series:
+    """Does each caption contain any of `words` (lower-cased substring match)?"""
+    if not words:
+        return pl.Series([False] * len(captions))
+    return captions.str.to_lowercase().str.contains_any(words)

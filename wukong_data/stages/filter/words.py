@@ -19,11 +19,14 @@ def count_words(tags: list[tuple[str, str]]) -> int:
     return sum(1 for _, pos in tags if pos != "x")
 
 
-def mask_names(tags: list[tuple[str, str]], placeholder: str, not_names: frozenset[str]) -> tuple[str, int]:
+def mask_names(caption: str, tags: list[tuple[str, str]], placeholder: str,
+               not_names: frozenset[str]) -> tuple[str, int]:
     """The caption with each person name replaced by `placeholder`, and how many were masked.
 
     `not_names` lists words the tagger wrongly calls names in image captions (e.g. 高清).
     """
+    if not any(pos in _NAME_TAGS for _, pos in tags):
+        return caption, 0
     parts, masked = [], 0
     for word, pos in tags:
         if pos in _NAME_TAGS and len(word) >= 2 and word not in not_names:
