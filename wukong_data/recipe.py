@@ -57,7 +57,7 @@ class DedupeConfig:
     exact_image: bool = True
     near_duplicates: bool = True
     hamming_radius: int = 7  # pHash bits; measured: resize <= 2, JPEG q30 <= 4, 5% crop <= 6
-    colour_tolerance: int = 2  # largest difference of any cell of the 4x4 colour grids, 0-15 scale
+    colour_tolerance: int = 2  # largest difference of any cell of the 6x6 colour grids, 0-15 scale
     max_caption_count: int = 10  # captions seen more often are dropped; 0 keeps all
     against: list[str] = field(default_factory=list)  # evaluation images to decontaminate against
 

@@ -42,21 +42,20 @@ def decide(records: pl.LazyFrame, cfg: DedupeConfig, against: pl.DataFrame | Non
 
     candidates = rows.filter(pl.col("reason").is_null() & pl.col("phash").is_not_null())
     hashes = candidates["phash"].to_numpy()
-    if cfg.near_duplicates or against is not None:
-        colours = _colours(records, candidates["key_id"])
     extra = []
-    if against is not None and len(hashes):
-        hit = overlapping(hashes, colours, against["phash"].to_numpy(),
-                          np.stack([np.frombuffer(c, np.uint8) for c in against["colour"]]),
-                          cfg.hamming_radius, cfg.colour_tolerance)
+    if against is not None and len(hashes) and against.height:
+        against_colours = np.frombuffer(b"".join(against["colour"].to_list()), np.uint8).reshape(against.height, -1)
+        hit = overlapping(hashes, lambda r: _colours(records, candidates["key_id"].gather(r)),
+                          against["phash"].to_numpy(), against_colours, cfg.hamming_radius, cfg.colour_tolerance)
         extra.append(pl.DataFrame({"key_id": candidates["key_id"].gather(hit), "reason": "eval_overlap",
                                    "dup_of_id": pl.Series([None] * len(hit), dtype=pl.UInt64)}))
         keep = np.ones(len(hashes), bool)
         keep[hit] = False
-        candidates, hashes, colours = candidates.filter(keep), hashes[keep], colours[keep]
+        candidates, hashes = candidates.filter(keep), hashes[keep]
     if cfg.near_duplicates and len(hashes):
         keys = candidates["key_id"].to_numpy()
-        losers, survivors = near_duplicate_losers(hashes, colours, candidates["pixels"].to_numpy(), keys,
+        losers, survivors = near_duplicate_losers(hashes, lambda r: _colours(records, candidates["key_id"].gather(r)),
+                                                  candidates["pixels"].to_numpy(), keys,
                                                   cfg.hamming_radius, cfg.colour_tolerance)
         extra.append(pl.DataFrame({"key_id": pl.Series(keys[losers], dtype=pl.UInt64), "reason": "near_dup_image",
                                    "dup_of_id": pl.Series(keys[survivors], dtype=pl.UInt64)}))
@@ -70,5 +69,5 @@ def _colours(records: pl.LazyFrame, key_ids: pl.Series) -> np.ndarray:
              .join(pl.LazyFrame({"key_id": key_ids}).with_row_index("order"), on="key_id")
              .sort("order").collect())
     if found.height == 0:
-        return np.empty((0, 36), np.uint8)
+        return np.empty((0, 54), np.uint8)
     return np.frombuffer(b"".join(found["colour"].to_list()), np.uint8).reshape(found.height, -1)

@@ -36,15 +36,9 @@ def _range_pairs(index, queries: np.ndarray, radius: int) -> tuple[np.ndarray, n
     return query_rows, found.astype(np.int64)
 
 
-# A hue's share of the image may differ by this much (0-255 = 0-100% of the image) in a copy.
-_HUE_TOLERANCE = 5
-
-
 def _same_colours(a: np.ndarray, b: np.ndarray, tolerance: int) -> np.ndarray:
-    """No cell of the 4x4 colour grids differs by more than `tolerance` in any channel (0-15
-    scale), and no saturated hue covers more than 2% more of one image than of the other."""
-    (grid_a, hue_a), (grid_b, hue_b) = unpack_colours(a), unpack_colours(b)
-    return (np.abs(grid_a - grid_b).max(axis=1) <= tolerance) & (np.abs(hue_a - hue_b).max(axis=1) <= _HUE_TOLERANCE)
+    """No cell of the colour grids differs by more than `tolerance` in any channel (0-15 scale)."""
+    return np.abs(unpack_colours(a) - unpack_colours(b)).max(axis=1) <= tolerance
 
 
 def pairs_within(hashes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,15 +48,23 @@ def pairs_within(hashes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarra
     return i[keep], j[keep]
 
 
-def near_duplicate_losers(hashes: np.ndarray, colours: np.ndarray, pixels: np.ndarray, keys: np.ndarray,
+def _confirm(i: np.ndarray, j: np.ndarray, colours_of, other_colours_of, tolerance: int) -> np.ndarray:
+    """Colour check of pairs; the grids are fetched for the rows in pairs only (few), not all."""
+    rows_i, rows_j = np.unique(i), np.unique(j)
+    grid_i, grid_j = colours_of(rows_i), other_colours_of(rows_j)
+    return _same_colours(grid_i[np.searchsorted(rows_i, i)], grid_j[np.searchsorted(rows_j, j)], tolerance)
+
+
+def near_duplicate_losers(hashes: np.ndarray, colours_of, pixels: np.ndarray, keys: np.ndarray,
                           radius: int, colour_tolerance: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows to drop and the row each is a duplicate of.
 
-    Groups are connected components of the confirmed pairs; the survivor of a group is its
-    largest image (original pixels), then its smallest key, so any worker count agrees.
+    `colours_of(rows)` gives the packed colour grids of those rows. Groups are connected
+    components of the confirmed pairs; the survivor of a group is its largest image (original
+    pixels), then its smallest key, so any worker count agrees.
     """
     i, j = pairs_within(hashes, radius)
-    confirmed = _same_colours(colours[i], colours[j], colour_tolerance)
+    confirmed = _confirm(i, j, colours_of, colours_of, colour_tolerance)
     i, j = i[confirmed], j[confirmed]
     n = len(hashes)
     if len(i) == 0:
@@ -78,9 +80,9 @@ def near_duplicate_losers(hashes: np.ndarray, colours: np.ndarray, pixels: np.nd
     return losers, np.array([survivor_of_group[g] for g in group[losers]], dtype=np.int64)
 
 
-def overlapping(hashes: np.ndarray, colours: np.ndarray, against_hashes: np.ndarray, against_colours: np.ndarray,
+def overlapping(hashes: np.ndarray, colours_of, against_hashes: np.ndarray, against_colours: np.ndarray,
                 radius: int, colour_tolerance: int) -> np.ndarray:
     """Rows of `hashes` that are near duplicates of any row of `against_hashes`."""
     rows, found = _range_pairs(_index(against_hashes, radius), hashes, radius)
-    confirmed = _same_colours(colours[rows], against_colours[found], colour_tolerance)
+    confirmed = _confirm(rows, found, colours_of, lambda r: against_colours[r], colour_tolerance)
     return np.unique(rows[confirmed])

@@ -1,0 +1,133 @@
+"""Dedupe: planted duplicate groups collapse to one survivor; look-alikes are all kept."""
+import csv
+import random
+
+import numpy as np
+import polars as pl
+import pytest
+
+from conftest import wukong
+from images import cropped, jpeg, resized, scene
+from wukong_data.demo.server import serve
+from wukong_data.demo.synth import draw
+from wukong_data.stages.dedupe.near import pairs_within
+from wukong_data.stages.dedupe.signatures import normalise_url
+
+SHARD = 20  # crawl samples_per_shard: duplicate groups span shards
+RECIPE = f"""
+stages = ["crawl", "dedupe", "export"]
+[crawl]
+samples_per_shard = {SHARD}
+threads = 8
+[dedupe]
+max_caption_count = 3
+against = ["eval"]
+[export]
+samples_per_shard = 50
+"""
+
+
+def _key(row: int) -> str:
+    return f"{row // SHARD:05d}{row % SHARD:02d}"
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """URL rows (path, caption, bytes, group): group names the duplicate set a row belongs to."""
+    rows = []
+    for i in range(40):  # distinct scenes
+        rows.append((f"/s/{i}.jpg", f"第{i}张风景照片", jpeg(scene(i)), f"scene{i}"))
+    for i in range(5):  # a planted group per scene 0..4
+        original = scene(i)
+        rows.append((f"/copy/{i}.jpg", f"转载{i}", jpeg(original), f"scene{i}"))
+        rows.append((f"/half/{i}.jpg", f"缩小{i}", jpeg(resized(original, 0.5)), f"scene{i}"))
+        rows.append((f"/q30/{i}.jpg", f"压缩{i}", jpeg(original, 30), f"scene{i}"))
+        rows.append((f"/crop/{i}.jpg", f"裁剪{i}", jpeg(cropped(original, 0.05)), f"scene{i}"))
+    # The same URL again, with scheme/host case, default port and fragment differences.
+    rows.append(("/s/7.jpg", "同一个网址", None, "scene7"))
+    # Look-alikes: same shape other colour, same colour other shape, on the same background.
+    for i, (colour, shape) in enumerate([("红色", "圆形"), ("蓝色", "圆形"), ("橙色", "圆形"), ("红色", "正方形"),
+                                         ("红色", "三角形"), ("红色", "菱形")]):
+        body = jpeg(draw(colour, shape, "中间", "白色", size=(300, 300), rng=random.Random(99)))
+        rows.append((f"/look/{i}.jpg", f"看起来相似的图{i}", body, f"look{i}"))
+    # Boilerplate: 4 times (over max_caption_count=3) with whitespace variants; another 3 times.
+    for i, caption in enumerate(["点击 查看", " 点击  查看", "点击 查看 ", "点击\t查看"]):
+        rows.append((f"/boiler/{i}.jpg", caption, jpeg(scene(100 + i)), f"boiler{i}"))
+    for i in range(3):
+        rows.append((f"/ok3/{i}.jpg", "三次出现的说明", jpeg(scene(200 + i)), f"ok3-{i}"))
+    # An evaluation image that a training image overlaps (recompressed), and one that none does.
+    return rows
+
+
+@pytest.fixture(scope="module")
+def builds(planted, tmp_path_factory):
+    root = tmp_path_factory.mktemp("dedupe")
+    (root / "eval").mkdir()
+    (root / "eval" / "overlap.jpg").write_bytes(jpeg(scene(20), quality=40))
+    (root / "eval" / "unrelated.jpg").write_bytes(jpeg(scene(999)))
+    (root / "recipe.toml").write_text(RECIPE)
+    routes = {path: (body, {}) for path, _, body, _ in planted if body is not None}
+    out = {}
+    with serve(routes) as base:
+        host = base.replace("http://127.0.0.1", "HTTP://127.0.0.1")
+        with open(root / "urls.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["url", "caption"])
+            for path, caption, body, _ in planted:
+                url = base + path if body is not None else host + path + "#top"
+                writer.writerow([url, caption])
+        for workers in (1, 2):
+            out[workers] = root / f"w{workers}"
+            wukong("build", root / "recipe.toml", "--input", root / "urls.csv", "--out", out[workers],
+                   "--workers", workers, "--quiet")
+    return out
+
+
+def _decisions(build):
+    return pl.read_parquet(sorted((build / "dedupe").glob("[0-9]*.parquet"))).sort("key")
+
+
+def test_duplicate_groups_collapse_and_look_alikes_survive(planted, builds):
+    decided = {k: (r, d) for k, r, d in _decisions(builds[2]).select("key", "reason", "dup_of").iter_rows()}
+    for g in [f"scene{i}" for i in range(5)] + ["scene7"]:
+        members = [_key(i) for i, row in enumerate(planted) if row[3] == g]
+        kept = [k for k in members if decided[k][0] is None]
+        assert kept == [members[0]], (g, [decided[k] for k in members])  # the original, full size
+        assert all(decided[k][1] == members[0] for k in members[1:])
+    reasons = {_key(i): decided[_key(i)][0] for i, row in enumerate(planted)}
+    assert reasons[_key(40)] == "dup_image"  # exact copy under another URL
+    assert {reasons[_key(41)], reasons[_key(42)], reasons[_key(43)]} == {"near_dup_image"}
+    assert reasons[_key(60)] == "dup_url"
+    looks = [_key(i) for i, row in enumerate(planted) if row[3].startswith("look")]
+    assert [decided[k][0] for k in looks] == [None] * 6, "a look-alike was removed"
+
+
+def test_frequent_captions_and_decontamination_exact_keys(planted, builds):
+    d = _decisions(builds[2])
+    frequent = set(d.filter(pl.col("reason") == "frequent_caption")["key"])
+    assert frequent == {_key(i) for i, row in enumerate(planted) if row[3].startswith("boiler")}
+    assert set(d.filter(pl.col("reason") == "eval_overlap")["key"]) == {_key(20)}
+    assert d.height == len(planted)  # every crawled row has a decision
+
+
+def test_same_survivors_with_one_or_two_workers(builds):
+    assert _decisions(builds[1]).equals(_decisions(builds[2]))
+
+
+def test_url_normalisation():
+    assert normalise_url("HTTP://Example.COM:80/a/B.jpg#frag") == "http://example.com/a/B.jpg"
+    assert normalise_url("https://example.com:443/x?y=1") == "https://example.com/x?y=1"
+    assert normalise_url("https://example.com:8443/x") == "https://example.com:8443/x"
+    assert normalise_url("http://example.com") == "http://example.com/"
+
+
+def test_faiss_search_is_exact_within_the_radius():
+    rng = np.random.default_rng(0)
+    hashes = rng.integers(0, 2**63, 3000, dtype=np.uint64)
+    for r in range(8):  # plant neighbours at every distance up to the radius
+        flip = rng.choice(64, size=r, replace=False)
+        hashes[100 + r] = hashes[r] ^ np.uint64(sum(1 << int(b) for b in flip))
+    i, j = pairs_within(hashes, 7)
+    bits = np.unpackbits(hashes.view(np.uint8).reshape(-1, 8), axis=1)
+    brute = {(a, b) for a in range(len(hashes)) for b in np.nonzero((bits[a] != bits[a + 1:]).sum(1) <= 7)[0] + a + 1}
+    assert set(zip(i.tolist(), j.tolist())) == brute and len(brute) >= 8
