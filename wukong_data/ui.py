@@ -26,7 +26,7 @@ class UI:
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         # A duplicate of stderr survives the redirection of fd 2 while libraries run.
-        self.console = Console(file=os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1), stderr=True, quiet=quiet)
+        self.console = Console(file=os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1), stderr=True)
 
     def print(self, *args, **kwargs) -> None:
         self.console.print(*args, **kwargs)
