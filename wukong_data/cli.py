@@ -77,6 +77,43 @@ def stats(
         render(report, UI().console)
 
 
+@app.command("train-reference")
+def train_reference(
+    data: Path = typer.Option(..., "--data", help="a build directory with exported final/ shards"),
+    out: Path = typer.Option(Path("runs/filip"), "--out", help="run folder: checkpoints, metrics.jsonl, model"),
+    model: str = typer.Option("tiny", "--model", help="tiny | vit-b-32 | vit-l-14"),
+    eval_data: Optional[Path] = typer.Option(None, "--eval-data", help="held-out build for retrieval R@K"),
+    steps: int = typer.Option(1000, "--steps", min=1),
+    batch_size: int = typer.Option(64, "--batch-size", min=2, help="per process"),
+    lr: float = typer.Option(5e-4, "--lr"),
+    warmup: int = typer.Option(100, "--warmup", min=0),
+    weight_decay: float = typer.Option(0.2, "--weight-decay"),
+    label_smoothing: float = typer.Option(0.0, "--label-smoothing"),
+    chunk: int = typer.Option(16, "--chunk", help="queries per block of the token-wise similarity"),
+    top_token_fraction: float = typer.Option(0.25, "--top-token-fraction", help="tokens each process sends (DDP)"),
+    lock_image_tower: bool = typer.Option(False, "--lock-image-tower", help="LiT: freeze the image tower"),
+    vocab: Optional[Path] = typer.Option(None, "--vocab", help="BERT vocab.txt [default: trained on the captions]"),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1),
+    eval_every: int = typer.Option(0, "--eval-every", min=0),
+    workers: int = typer.Option(2, "--workers", min=0, help="data loader processes"),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the run's latest checkpoint"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+):
+    """Train the reference FILIP model on a build's shards (multi-GPU: torchrun --nproc-per-node N -m wukong_data train-reference ...)."""
+    from .filip.train import TrainConfig, train
+    from .ui import UI
+
+    cfg = TrainConfig(data=str(data), out=str(out), model=model, eval_data=str(eval_data) if eval_data else None,
+                      steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, weight_decay=weight_decay,
+                      label_smoothing=label_smoothing, chunk=chunk, top_token_fraction=top_token_fraction,
+                      lock_image_tower=lock_image_tower, vocab=str(vocab) if vocab else None,
+                      checkpoint_every=checkpoint_every, eval_every=eval_every, workers=workers, seed=seed,
+                      resume=resume)
+    run = _run(train, cfg, UI(quiet))
+    typer.echo(f"model: {run}", err=True)
+
+
 @app.command()
 def queries(
     corpus: List[Path] = typer.Argument(..., help="UTF-8 text files (optionally .gz), one document per line"),

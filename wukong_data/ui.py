@@ -13,13 +13,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
-class RowsPerSecond(TextColumn):
-    def __init__(self):
+class Speed(TextColumn):
+    def __init__(self, unit: str):
         super().__init__("")
+        self.unit = unit
 
     def render(self, task):
         speed = task.finished_speed or task.speed
-        return f"{speed:,.0f} rows/s" if speed else ""
+        return f"{speed:,.1f} {self.unit}/s" if speed else ""
 
 
 class UI:
@@ -32,10 +33,10 @@ class UI:
         self.console.print(*args, **kwargs)
 
     @contextlib.contextmanager
-    def progress(self, description: str, total: int | None):
+    def progress(self, description: str, total: int | None, unit: str = "rows"):
         """Yield a function advance(n) that moves a progress bar."""
         with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RowsPerSecond(),
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), Speed(unit),
             TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, disable=self.quiet, transient=False,
         ) as progress:
             task = progress.add_task(description, total=total)

@@ -1,0 +1,131 @@
+"""The reference trainer: DDP equivalence, exact resume, retrieval far above chance, weights-only
+checkpoints. Real training of the tiny preset on CPU."""
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from conftest import wukong
+from wukong_data.filip.checkpoint import load_model
+from wukong_data.filip.model import FILIP
+from wukong_data.filip.presets import PRESETS
+from wukong_data.filip.train import TrainConfig, loss_step
+
+
+@pytest.fixture(scope="module")
+def split(demo_build, tmp_path_factory):
+    """The demo's final shards split into a training build and a held-out one."""
+    root = tmp_path_factory.mktemp("split")
+    sizes = json.loads((demo_build / "final" / "sizes.json").read_text())
+    names = sorted(n for n in sizes if sizes[n] == max(sizes.values()))
+    parts = {"train": names[:-1], "eval": names[-1:]}
+    for part, chosen in parts.items():
+        final = root / part / "final"
+        final.mkdir(parents=True)
+        for i, name in enumerate(chosen):
+            shutil.copy(demo_build / "final" / name, final / f"{i:05d}.tar")
+            shutil.copy(demo_build / "final" / name.replace(".tar", ".parquet"), final / f"{i:05d}.parquet")
+        (final / "sizes.json").write_text(json.dumps({f"{i:05d}.tar": sizes[n] for i, n in enumerate(chosen)}))
+    return root
+
+
+def _ddp_worker(rank, world, port, batch, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = FILIP(dataclasses.replace(PRESETS["tiny"], vocab_size=100))
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    images, ids = batch
+    per = images.shape[0] // world
+    cfg = TrainConfig(data="", out="", top_token_fraction=0.0, fp16_gather=False, chunk=2)
+    loss = loss_step(ddp, images[rank * per:(rank + 1) * per], ids[rank * per:(rank + 1) * per], cfg, world, rank)
+    loss.backward()
+    torch.save({"loss": loss.detach(), "grads": {n: p.grad for n, p in model.named_parameters()}}, f"{out}/{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_two_ddp_processes_equal_one_process_on_the_whole_batch(tmp_path):
+    g = torch.Generator().manual_seed(1)
+    images = torch.randn(8, 3, 64, 64, generator=g)
+    ids = torch.randint(5, 100, (8, 32), generator=g)
+    ids[:, 2] = 3
+    ids[torch.arange(8), torch.randint(4, 32, (8,), generator=g)] = 0
+    ids = ids * (ids.cumprod(1) != 0)  # pad after the first zero
+    torch.manual_seed(0)
+    model = FILIP(dataclasses.replace(PRESETS["tiny"], vocab_size=100))
+    cfg = TrainConfig(data="", out="", chunk=2)
+    loss = loss_step(model, images, ids, cfg, 1, 0)
+    loss.backward()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, (images, ids), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"{r}.pt", weights_only=True) for r in range(2)]
+    assert abs((ranks[0]["loss"] + ranks[1]["loss"]).item() / 2 - loss.item()) < 1e-5
+    for name, p in model.named_parameters():
+        assert torch.allclose(ranks[0]["grads"][name], p.grad, atol=1e-5), name  # DDP averaged them
+        assert torch.allclose(ranks[1]["grads"][name], p.grad, atol=1e-5), name
+
+
+def _losses(run: Path) -> dict:
+    out = {}
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if "loss" in record:
+            out[record["step"]] = record["loss"]
+    return out
+
+
+def test_resume_after_sigkill_reproduces_the_next_losses(split, tmp_path):
+    args = ["train-reference", "--data", split / "train", "--steps", "16", "--batch-size", "16", "--workers", "1",
+            "--checkpoint-every", "8", "--warmup", "4", "--quiet"]
+    straight = tmp_path / "straight"
+    wukong(*args, "--out", straight, env={**os.environ, "WUKONG_LOG_EVERY": "1"})
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "wukong_data", *map(str, args), "--out", str(killed)],
+                            env={**os.environ, "WUKONG_LOG_EVERY": "1"}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = killed / "checkpoints" / "latest"
+    deadline = time.monotonic() + 300
+    while not latest.exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert latest.read_text() == "step_00000008"
+    wukong(*args, "--out", killed, "--resume", env={**os.environ, "WUKONG_LOG_EVERY": "1"})
+    expected, resumed = _losses(straight), _losses(killed)
+    assert sorted(expected) == list(range(1, 17))
+    for step in range(9, 17):
+        assert resumed[step] == pytest.approx(expected[step], abs=1e-5), step
+
+
+def test_tiny_model_retrieval_far_above_chance_and_weights_only_checkpoint(split, tmp_path):
+    run = tmp_path / "run"
+    wukong("train-reference", "--data", split / "train", "--eval-data", split / "eval", "--out", run,
+           "--steps", "200", "--batch-size", "32", "--lr", "1e-3", "--warmup", "20", "--workers", "1", "--quiet")
+    final = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]["eval"]
+    print(f"\nheld-out retrieval on {final['n']} pairs (chance R@1 {final['chance_r@1']}): {final}")
+    assert final["image_to_text"]["r@1"] >= 10 * final["chance_r@1"]
+    assert final["text_to_image"]["r@1"] >= 10 * final["chance_r@1"]
+    model = load_model(run)  # safetensors + config.json + vocab.txt: no pickle involved
+    assert isinstance(model, FILIP) and (run / "vocab.txt").exists()
+    with open(run / "model.safetensors", "rb") as f:
+        assert b"\x80\x04" not in f.read(64)  # not a pickle stream
+
+
+def test_train_reference_user_errors(tmp_path):
+    proc = wukong("train-reference", "--data", tmp_path, "--out", tmp_path / "r", check=False)
+    assert proc.returncode == 2 and "no final/sizes.json" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = wukong("train-reference", "--data", tmp_path, "--model", "vit-h", "--out", tmp_path / "r", check=False)
+    assert proc.returncode == 2 and "unknown preset" in proc.stderr

@@ -1,0 +1,37 @@
+"""Model shapes. `tiny` trains on a CPU in minutes; the others are shaped like Wukong's FILIP."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class FilipConfig:
+    image_size: int = 64
+    patch_size: int = 8
+    vision_width: int = 128
+    vision_layers: int = 3
+    vision_heads: int = 4
+    text_width: int = 128
+    text_layers: int = 3
+    text_heads: int = 4
+    context_length: int = 32
+    vocab_size: int = 0  # set from the tokenizer
+    token_dim: int = 64  # shared width of the projected, L2-normalised tokens
+    reduced_tokens: int = 0  # Wukong's token reduction: 12 (ViT-B), 24 (ViT-L); 0 keeps every patch
+    lock_image_tower: bool = False  # LiT: train the text side against a frozen image tower
+    init_logit_scale: float = 2.659  # ln(1 / 0.07)
+    max_logit_scale: float = 4.6052  # ln(100)
+    mean: tuple = (0.48145466, 0.4578275, 0.40821073)
+    std: tuple = (0.26862954, 0.26130258, 0.27577711)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    "tiny": FilipConfig(),
+    "vit-b-32": FilipConfig(image_size=224, patch_size=32, vision_width=768, vision_layers=12, vision_heads=12,
+                            text_width=512, text_layers=12, text_heads=8, token_dim=256, reduced_tokens=12),
+    "vit-l-14": FilipConfig(image_size=224, patch_size=14, vision_width=1024, vision_layers=24, vision_heads=16,
+                            text_width=768, text_layers=12, text_heads=12, token_dim=256, reduced_tokens=24),
+}

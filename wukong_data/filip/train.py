@@ -1,0 +1,245 @@
+"""`wukong train-reference`: FILIP on a build's final/ shards, one process or DDP (torchrun).
+
+AdamW, linear warm-up then cosine decay, gradient clipping, bf16 autocast on GPU; features
+gathered across processes (fp16 on the wire, FILIP's top-25% tokens when more than one process);
+checkpoints every N steps; exact resume; metrics as JSON lines in RUN/metrics.jsonl.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from ..errors import UserError
+from . import checkpoint
+from .data import LoaderSpec, batches_per_epoch, loader, shards
+from .evaluate import retrieval
+from .loss import filip_loss, top_tokens
+from .model import FILIP
+from .presets import PRESETS
+from .tokenizer import ChineseTokenizer
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    model: str = "tiny"
+    eval_data: str | None = None
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 5e-4
+    weight_decay: float = 0.2
+    warmup: int = 100
+    grad_clip: float = 1.0
+    label_smoothing: float = 0.0
+    chunk: int = 16  # image/text queries per block of the token-wise similarity (0: all at once)
+    top_token_fraction: float = 0.25  # FILIP's token selection before the cross-process gather
+    fp16_gather: bool = True
+    lock_image_tower: bool = False
+    reduced_tokens: int | None = None  # override the preset's token reduction
+    vocab: str | None = None  # a BERT vocab.txt; default: trained on the captions
+    vocab_size: int = 8000
+    checkpoint_every: int = 500
+    eval_every: int = 0
+    log_every: int = int(os.environ.get("WUKONG_LOG_EVERY", "10"))
+    workers: int = 2
+    seed: int = 0
+    resume: bool = False
+
+
+def _dist() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _device(rank: int) -> torch.device:
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", rank))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+class _AllGather(torch.autograd.Function):
+    """Concatenate every process's tensor. Backward sums the gradient every process computed for
+    each part and hands each process its own part (all-reduce, then slice): works on gloo and NCCL."""
+
+    @staticmethod
+    def forward(ctx, x):
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rows = x.shape[0]
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        start = dist.get_rank() * ctx.rows
+        return grad[start:start + ctx.rows]
+
+
+def _gather(x: torch.Tensor, half: bool) -> torch.Tensor:
+    """All processes' x concatenated (fp16 on the wire if `half`); gradients reach each owner."""
+    if not x.is_floating_point():
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+    return _AllGather.apply(x.half() if half else x).to(x.dtype)
+
+
+def _schedule(cfg: TrainConfig):
+    def factor(step: int) -> float:
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def _vocab(cfg: TrainConfig, out: Path, rank: int) -> Path:
+    if cfg.vocab:
+        if not Path(cfg.vocab).is_file():
+            raise UserError(f"--vocab {cfg.vocab}: file not found")
+        return Path(cfg.vocab)
+    vocab = out / checkpoint.VOCAB
+    if rank == 0 and not vocab.exists():
+        from ..loaders import scan_parquet
+
+        captions = scan_parquet(cfg.data).select("caption").collect()["caption"].to_list()
+        ChineseTokenizer.train(captions, out, cfg.vocab_size)
+    if dist.is_initialized():
+        dist.barrier()
+    return vocab
+
+
+def loss_step(model, images, ids, cfg: TrainConfig, world: int, rank: int) -> torch.Tensor:
+    img, txt, mask = model(images, ids)
+    scale = (model.module if hasattr(model, "module") else model).logit_scale
+    if world == 1:
+        return filip_loss(img, txt, mask, scale, label_smoothing=cfg.label_smoothing, chunk=cfg.chunk)
+    if cfg.top_token_fraction and cfg.top_token_fraction < 1:
+        sent = top_tokens(img, txt, mask, cfg.top_token_fraction)
+    else:
+        sent = (img, txt, mask)
+    all_img, all_txt = _gather(sent[0], cfg.fp16_gather), _gather(sent[1], cfg.fp16_gather)
+    all_mask = _gather(sent[2].to(torch.uint8), False).bool()
+    return filip_loss(img, txt, mask, scale, all_img, all_txt, all_mask, offset=rank * img.shape[0],
+                      label_smoothing=cfg.label_smoothing, chunk=cfg.chunk)
+
+
+def train(cfg: TrainConfig, ui=None) -> Path:
+    if cfg.model not in PRESETS:
+        raise UserError(f"--model {cfg.model}: unknown preset (expected one of {', '.join(PRESETS)})")
+    rank, world = _dist()
+    device = _device(rank)
+    out = Path(cfg.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    tars, sizes = shards(cfg.data)
+    vocab = _vocab(cfg, out, rank)
+    tokenizer = ChineseTokenizer(vocab)
+    changes = {"vocab_size": tokenizer.vocab_size, "lock_image_tower": cfg.lock_image_tower}
+    if cfg.reduced_tokens is not None:
+        changes["reduced_tokens"] = cfg.reduced_tokens
+    model_cfg = dataclasses.replace(PRESETS[cfg.model], **changes)
+    torch.manual_seed(cfg.seed)
+    model = FILIP(model_cfg).to(device)
+    spec = LoaderSpec(tars, sizes, str(vocab), model_cfg.context_length, model_cfg.image_size, model_cfg.mean,
+                      model_cfg.std, cfg.batch_size, cfg.workers, cfg.seed, train=True)
+    per_epoch = batches_per_epoch(spec, world)
+    if per_epoch == 0:
+        raise UserError(f"{cfg.data}: too few samples for --batch-size {cfg.batch_size} on {world} process(es)")
+
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg))
+    step = 0
+    latest = out / "checkpoints" / "latest"
+    if cfg.resume:
+        if not latest.exists():
+            raise UserError(f"--resume: {out} has no checkpoint to resume from")
+        folder = out / "checkpoints" / latest.read_text().strip()
+        model.load_state_dict(checkpoint.load_model(folder).state_dict())
+        step = checkpoint.load_state(folder, optimizer, scheduler)["step"]
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+    metrics = open(out / "metrics.jsonl", "a", encoding="utf-8") if rank == 0 else None
+    if rank == 0:
+        (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    progress = ui.progress("train", total=cfg.steps, unit="steps") if (ui and rank == 0) else None
+    advance = progress.__enter__() if progress else (lambda *a, **k: None)
+    advance(completed=step)
+    try:
+        while step < cfg.steps:
+            epoch, done_in_epoch = divmod(step, per_epoch)
+            tic = time.perf_counter()
+            for images, ids, _ in loader(spec, epoch, rank, world, skip_batches=done_in_epoch):
+                images, ids = images.to(device, non_blocking=True), ids.to(device, non_blocking=True)
+                with autocast:
+                    loss = loss_step(ddp, images, ids, cfg, world, rank)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                model.clamp_logit_scale()
+                step += 1
+                advance(completed=step)
+                if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
+                    toc = time.perf_counter()
+                    metrics.write(json.dumps({"step": step, "loss": round(loss.item(), 5), "lr": scheduler.get_last_lr()[0],
+                                              "logit_scale": round(model.logit_scale.exp().item(), 3),
+                                              "grad_norm": round(float(grad_norm), 4),
+                                              "samples_per_s": round(cfg.batch_size * world / (toc - tic), 1)}) + "\n")
+                    metrics.flush()
+                tic = time.perf_counter()
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                    _checkpoint(model, vocab, optimizer, scheduler, out, step, rank)
+                if cfg.eval_data and cfg.eval_every and step % cfg.eval_every == 0 and rank == 0:
+                    _evaluate(model, cfg, vocab, metrics, step)
+                if step >= cfg.steps:
+                    break
+        if rank == 0:
+            checkpoint.save_weights(model, vocab, out)
+            if cfg.eval_data:
+                _evaluate(model, cfg, vocab, metrics, step)
+    finally:
+        if progress:
+            progress.__exit__(None, None, None)
+        if metrics:
+            metrics.close()
+    if dist.is_initialized():
+        dist.barrier()
+    return out
+
+
+def _checkpoint(model, vocab, optimizer, scheduler, out: Path, step: int, rank: int) -> None:
+    if rank != 0:
+        return
+    folder = out / "checkpoints" / f"step_{step:08d}"
+    checkpoint.save_weights(model, vocab, folder)
+    checkpoint.save_state(folder, optimizer, scheduler, {"step": step})
+    (out / "checkpoints" / "latest").write_text(folder.name)
+
+
+def _evaluate(model, cfg: TrainConfig, vocab: Path, metrics, step: int) -> dict:
+    model.eval()
+    result = retrieval(model, cfg.eval_data, vocab, batch_size=cfg.batch_size, chunk=cfg.chunk)
+    model.train()
+    metrics.write(json.dumps({"step": step, "eval": result}) + "\n")
+    metrics.flush()
+    return result
