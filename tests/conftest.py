@@ -59,3 +59,30 @@ def input_rows(build: Path) -> int:
 
 def crawl_table(build: Path) -> pl.DataFrame:
     return pl.scan_parquet(sorted((build / "crawl").glob("[0-9]*.parquet"))).drop("jpg").collect()
+
+
+@pytest.fixture(scope="session")
+def split(demo_build, tmp_path_factory):
+    """The demo's final shards split into a training build and a held-out one."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("split")
+    sizes = json.loads((demo_build / "final" / "sizes.json").read_text())
+    names = sorted(n for n in sizes if sizes[n] == max(sizes.values()))
+    for part, chosen in {"train": names[:-1], "eval": names[-1:]}.items():
+        final = root / part / "final"
+        final.mkdir(parents=True)
+        for i, name in enumerate(chosen):
+            shutil.copy(demo_build / "final" / name, final / f"{i:05d}.tar")
+            shutil.copy(demo_build / "final" / name.replace(".tar", ".parquet"), final / f"{i:05d}.parquet")
+        (final / "sizes.json").write_text(json.dumps({f"{i:05d}.tar": sizes[n] for i, n in enumerate(chosen)}))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(split, tmp_path_factory):
+    """A tiny FILIP model really trained (CPU) on the training split, evaluated on the held-out one."""
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    wukong("train-reference", "--data", split / "train", "--eval-data", split / "eval", "--out", run,
+           "--steps", "200", "--batch-size", "32", "--lr", "1e-3", "--warmup", "20", "--workers", "1", "--quiet")
+    return run

@@ -3,7 +3,6 @@ checkpoints. Real training of the tiny preset on CPU."""
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,23 +19,6 @@ from wukong_data.filip.checkpoint import load_model
 from wukong_data.filip.model import FILIP
 from wukong_data.filip.presets import PRESETS
 from wukong_data.filip.train import TrainConfig, loss_step
-
-
-@pytest.fixture(scope="module")
-def split(demo_build, tmp_path_factory):
-    """The demo's final shards split into a training build and a held-out one."""
-    root = tmp_path_factory.mktemp("split")
-    sizes = json.loads((demo_build / "final" / "sizes.json").read_text())
-    names = sorted(n for n in sizes if sizes[n] == max(sizes.values()))
-    parts = {"train": names[:-1], "eval": names[-1:]}
-    for part, chosen in parts.items():
-        final = root / part / "final"
-        final.mkdir(parents=True)
-        for i, name in enumerate(chosen):
-            shutil.copy(demo_build / "final" / name, final / f"{i:05d}.tar")
-            shutil.copy(demo_build / "final" / name.replace(".tar", ".parquet"), final / f"{i:05d}.parquet")
-        (final / "sizes.json").write_text(json.dumps({f"{i:05d}.tar": sizes[n] for i, n in enumerate(chosen)}))
-    return root
 
 
 def _ddp_worker(rank, world, port, batch, out):
@@ -110,10 +92,8 @@ def test_resume_after_sigkill_reproduces_the_next_losses(split, tmp_path):
         assert resumed[step] == pytest.approx(expected[step], abs=1e-5), step
 
 
-def test_tiny_model_retrieval_far_above_chance_and_weights_only_checkpoint(split, tmp_path):
-    run = tmp_path / "run"
-    wukong("train-reference", "--data", split / "train", "--eval-data", split / "eval", "--out", run,
-           "--steps", "200", "--batch-size", "32", "--lr", "1e-3", "--warmup", "20", "--workers", "1", "--quiet")
+def test_tiny_model_retrieval_far_above_chance_and_weights_only_checkpoint(tiny_run):
+    run = tiny_run
     final = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]["eval"]
     print(f"\nheld-out retrieval on {final['n']} pairs (chance R@1 {final['chance_r@1']}): {final}")
     assert final["image_to_text"]["r@1"] >= 10 * final["chance_r@1"]

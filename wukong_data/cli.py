@@ -115,6 +115,23 @@ def train_reference(
 
 
 @app.command()
+def align(
+    build_dir: Path = typer.Argument(..., help="a build directory with exported Parquet shards"),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="a `wukong train-reference` run folder"),
+    keys: str = typer.Option(..., "--keys", help="comma-separated keys"),
+    out: Path = typer.Option(Path("alignment"), "--out", help="folder for KEY.png and KEY.json"),
+    top: int = typer.Option(3, "--top", min=1, help="best patches shown per token"),
+    font: Optional[Path] = typer.Option(None, "--font", help="a CJK TrueType font for the token labels"),
+):
+    """Word-patch alignment pictures: for each caption token, the image patches it matches best."""
+    from .align import align as run_align
+
+    written = _run(run_align, build_dir, checkpoint, [k.strip() for k in keys.split(",") if k.strip()], out, top,
+                   str(font) if font else None)
+    typer.echo(f"{len(written)} pictures written to {out}", err=True)
+
+
+@app.command()
 def queries(
     corpus: List[Path] = typer.Argument(..., help="UTF-8 text files (optionally .gz), one document per line"),
     out: Path = typer.Option(..., "--out", help="the query list: one query per line"),

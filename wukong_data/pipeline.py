@@ -20,6 +20,7 @@ STAGES = {
     "crawl": CrawlStage,
     "dedupe": lambda: importlib.import_module("wukong_data.stages.dedupe").DedupeStage(),
     "filter": lambda: ShardStage("filter", "wukong_data.stages.filter:FilterStage"),
+    "score": lambda: importlib.import_module("wukong_data.stages.score").ScoreStage(),
     "export": ExportStage,
 }
 

@@ -17,7 +17,7 @@ from .errors import UserError
 
 STAGE_ORDER = ("crawl", "dedupe", "filter", "score", "export")
 # Stages whose code exists; the others may be declared and are reported as not available.
-AVAILABLE_STAGES = ("crawl", "dedupe", "filter", "export")
+AVAILABLE_STAGES = STAGE_ORDER
 INPUT_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet")
 RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
 EXPORT_FORMATS = ("webdataset", "parquet")
@@ -86,6 +86,20 @@ class FilterConfig:
 
 
 @dataclass
+class ScoreConfig:
+    checkpoint: str = ""  # a `wukong train-reference` run folder
+    min_score: float = 0.0  # keep pairs scoring at least this...
+    keep_top_fraction: float = 0.0  # ...or keep this fraction of all rows, best first (0: off)
+    batch_size: int = 64
+    device: str = "auto"  # auto | cpu | cuda
+    # Bootstrap: train a reference model on the rows kept so far, then score with it.
+    bootstrap_steps: int = 0
+    bootstrap_model: str = "tiny"
+    bootstrap_batch_size: int = 32
+    bootstrap_lr: float = 1e-3
+
+
+@dataclass
 class ExportConfig:
     samples_per_shard: int = 10000
     formats: list[str] = field(default_factory=lambda: list(EXPORT_FORMATS))
@@ -101,6 +115,7 @@ class Recipe:
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
     dedupe: DedupeConfig = field(default_factory=DedupeConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     # Settings of declared stages whose code does not exist yet, kept verbatim.
     pending: dict[str, dict] = field(default_factory=dict)
@@ -113,6 +128,8 @@ _CHOICES = {
     ("input", "format"): INPUT_FORMATS,
     ("crawl", "resize_mode"): RESIZE_MODES,
     ("crawl", "encode_format"): ("jpg", "png", "webp"),
+    ("score", "device"): ("auto", "cpu", "cuda"),
+    ("score", "bootstrap_model"): ("tiny", "vit-b-32", "vit-l-14"),
 }
 _POSITIVE = {("crawl", "image_size"), ("crawl", "processes"), ("crawl", "threads"),
              ("crawl", "samples_per_shard"), ("crawl", "timeout"), ("export", "samples_per_shard"),
@@ -170,7 +187,7 @@ def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
     for key in data:
         if key not in top_level:
             raise UserError(f"{source}: unknown key {key!r} (expected one of: {', '.join(sorted(top_level))})")
-    stages = data.get("stages", list(AVAILABLE_STAGES))
+    stages = data.get("stages", ["crawl", "dedupe", "filter", "export"])
     if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages):
         raise UserError(f"{source}: 'stages' must be a list of stage names")
     for stage in stages:
@@ -191,6 +208,7 @@ def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
         crawl=_section(CrawlConfig, data.get("crawl", {}), source, "crawl"),
         dedupe=_section(DedupeConfig, data.get("dedupe", {}), source, "dedupe"),
         filter=_section(FilterConfig, data.get("filter", {}), source, "filter"),
+        score=_section(ScoreConfig, data.get("score", {}), source, "score"),
         export=_section(ExportConfig, data.get("export", {}), source, "export"),
     )
     for fmt in recipe.export.formats:
@@ -203,6 +221,10 @@ def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
     if base_dir is not None:
         recipe.dedupe.against = [p if Path(p).is_absolute() or "://" in p else str(base_dir / p)
                                  for p in recipe.dedupe.against]
+    if not 0 <= recipe.score.keep_top_fraction <= 1:
+        raise UserError(f"{source}: [score].keep_top_fraction must be between 0 and 1")
+    if recipe.score.checkpoint and base_dir is not None and not Path(recipe.score.checkpoint).is_absolute():
+        recipe.score.checkpoint = str(base_dir / recipe.score.checkpoint)
     if recipe.filter.min_words > recipe.filter.max_words:
         raise UserError(f"{source}: [filter].min_words must not exceed [filter].max_words")
     if recipe.filter.min_aspect_ratio > recipe.filter.max_aspect_ratio:

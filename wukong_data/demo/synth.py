@@ -107,11 +107,27 @@ def planted_samples(good: list[Sample]) -> list[Sample]:
         Sample("/img/generic.jpg", "图片", picture(6, colour="黑色", shape="菱形"), "meaningless_caption"),
         Sample("/img/half-size-of-2.jpg", "转载时缩小了一半的图", _resized(good[2].body, 0.5), "near_duplicate_image"),
         Sample("/img/recompressed-3.jpg", "转载时重新压缩的图", _recompressed(good[3].body, 30), "near_duplicate_image"),
-    ] + [
+    ] + mismatched_samples(20) + [
         # Boilerplate shared by many unrelated images: more than 10 times, so all are dropped.
         Sample(f"/img/boilerplate-{i}.jpg", "点击查看原图", picture(10 + i, colour="青色"), "frequent_caption")
         for i in range(12)
     ]
+
+
+def mismatched_samples(n: int, seed: int = 7) -> list[Sample]:
+    """Images whose caption describes another picture (other colour, shape and position), as
+    search-engine captions often do: the score stage's work."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        colour, other_colour = rng.sample(list(COLOURS), 2)
+        shape, other_shape = rng.sample(SHAPES, 2)
+        position, other_position = rng.sample(list(POSITIONS), 2)
+        background = rng.choice(list(BACKGROUNDS))
+        image = draw(colour, shape, position, background, rng=rng)
+        caption = rng.choice(TEMPLATES).format(bg=background, pos=other_position, colour=other_colour, shape=other_shape)
+        out.append(Sample(f"/img/mismatch-{i}.jpg", caption, jpeg(image), "mismatched_caption"))
+    return out
 
 
 def _resized(body: bytes, scale: float) -> bytes:

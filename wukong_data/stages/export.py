@@ -26,6 +26,7 @@ _CRAWL_COLUMNS = ["key", "url", "caption", "width", "height", "original_width", 
 @dataclass(frozen=True)
 class ShardTask:
     root: str
+    out_dir: str
     index: int
     keys: tuple[str, ...]
     formats: tuple[str, ...]
@@ -61,7 +62,7 @@ def _load_rows(task: ShardTask) -> pl.DataFrame:
 def write_shard(task: ShardTask) -> int:
     import webdataset as wds
 
-    final = BuildDir(task.root).final_dir
+    final = Path(task.out_dir)
     rows = _load_rows(task)
     name = shard_name(task.index)
     if "parquet" in task.formats:
@@ -86,34 +87,37 @@ def _shard_done(final: Path, index: int, formats) -> bool:
     return all((final / f"{shard_name(index)}.{ext[f]}").exists() for f in formats)
 
 
+def export_rows(ctx: StageContext, keys: list[str], out_dir: Path, per_shard: int, formats: list[str],
+                prior: list[str], description: str) -> None:
+    """Write the rows of `keys` (sorted) as shards in out_dir: resumable, any worker count."""
+    plan_id = hashlib.sha256(
+        json.dumps([keys, per_shard, sorted(formats), ctx.recipe.crawl.encode_format]).encode()
+    ).hexdigest()
+    plan_path = out_dir / PLAN
+    if plan_path.exists() and json.loads(plan_path.read_text())["id"] != plan_id:
+        shutil.rmtree(out_dir)  # the kept rows changed: the old shards are not this build's
+    n_shards = -(-len(keys) // per_shard)
+    if out_dir.exists():
+        remove_stale_tmp(out_dir)
+    write_json_atomic(plan_path, {"id": plan_id, "rows": len(keys), "shards": n_shards})
+    tasks = [
+        ShardTask(str(ctx.build.root), str(out_dir), i, tuple(keys[i * per_shard:(i + 1) * per_shard]),
+                  tuple(formats), ctx.recipe.crawl.encode_format, tuple(s for s in prior if s != "crawl"))
+        for i in range(n_shards)
+        if not _shard_done(out_dir, i, formats)
+    ]
+    with ctx.ui.progress(description, total=len(keys)) as advance:
+        advance(len(keys) - sum(len(t.keys) for t in tasks))
+        ctx.engine.map(write_shard, tasks, on_result=advance)
+    sizes = {f"{shard_name(i)}.tar": len(keys[i * per_shard:(i + 1) * per_shard]) for i in range(n_shards)}
+    write_json_atomic(out_dir / SIZES, sizes)
+
+
 class ExportStage:
     name = "export"
 
     def run(self, ctx: StageContext) -> None:
-        build, cfg = ctx.build, ctx.recipe.export
+        cfg = ctx.recipe.export
         prior = [s for s in ctx.recipe.stages if s != "export" and s not in ctx.recipe.pending]
-        keys = build.kept_keys(prior).sort("key").collect()["key"].to_list()
-        per_shard = cfg.samples_per_shard
-        plan_id = hashlib.sha256(
-            json.dumps([keys, per_shard, sorted(cfg.formats), ctx.recipe.crawl.encode_format]).encode()
-        ).hexdigest()
-        final = build.final_dir
-        plan_path = final / PLAN
-        if plan_path.exists() and json.loads(plan_path.read_text())["id"] != plan_id:
-            shutil.rmtree(final)  # the kept rows changed: the old shards are not this build's
-        n_shards = -(-len(keys) // per_shard)
-        if final.exists():
-            remove_stale_tmp(final)
-        write_json_atomic(plan_path, {"id": plan_id, "rows": len(keys), "shards": n_shards})
-
-        tasks = [
-            ShardTask(str(build.root), i, tuple(keys[i * per_shard:(i + 1) * per_shard]), tuple(cfg.formats),
-                      ctx.recipe.crawl.encode_format, tuple(s for s in prior if s != "crawl"))
-            for i in range(n_shards)
-            if not _shard_done(final, i, cfg.formats)
-        ]
-        with ctx.ui.progress("export", total=len(keys)) as advance:
-            advance(len(keys) - sum(len(t.keys) for t in tasks))
-            ctx.engine.map(write_shard, tasks, on_result=advance)
-        sizes = {f"{shard_name(i)}.tar": len(keys[i * per_shard:(i + 1) * per_shard]) for i in range(n_shards)}
-        write_json_atomic(final / SIZES, sizes)
+        keys = ctx.build.kept_keys(prior).sort("key").collect()["key"].to_list()
+        export_rows(ctx, keys, ctx.build.final_dir, cfg.samples_per_shard, cfg.formats, prior, "export")

@@ -43,8 +43,12 @@ def entering_rows(build: BuildDir, shard: str, prior: tuple[str, ...], columns: 
 
     rows = pl.scan_parquet(build.crawl_path(shard)).filter(crawl_reason().is_null())
     for stage in prior[1:]:
-        rejected = pl.scan_parquet(build.stage_dir(stage) / f"{shard}.parquet").filter(pl.col("reason").is_not_null())
-        rows = rows.join(rejected.select("key"), on="key", how="anti")
+        decided = pl.scan_parquet(build.stage_dir(stage) / f"{shard}.parquet")
+        rows = rows.join(decided.filter(pl.col("reason").is_not_null()).select("key"), on="key", how="anti")
+        # A stage's own version of a column (the filter's cleaned caption) replaces the crawl's.
+        newer = [c for c in decided.collect_schema().names() if c in columns and c != "key"]
+        if newer:
+            rows = rows.drop(newer).join(decided.select("key", *newer), on="key", how="left")
     return rows.select(columns).collect()
 
 
@@ -69,14 +73,15 @@ def stage_config(recipe: Recipe, stage: str) -> dict:
     return {stage: dataclasses.asdict(getattr(recipe, stage)), "image_column": recipe.crawl.encode_format}
 
 
-def run_per_shard(ctx: StageContext, stage: str, processor: str, out_dir: Path, description: str) -> None:
+def run_per_shard(ctx: StageContext, stage: str, processor: str, out_dir: Path, description: str,
+                  config: dict | None = None) -> None:
     build = ctx.build
     prior = prior_stages(ctx.recipe, stage)
     shards = build.crawl_shards()
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(out_dir)
     todo = [s for s in shards if not (out_dir / f"{s}.parquet").exists()]
-    config = json.dumps(stage_config(ctx.recipe, stage), sort_keys=True)
+    config = json.dumps(config or stage_config(ctx.recipe, stage), sort_keys=True)
     tasks = [ShardTask(str(build.root), s, processor, config, prior, str(out_dir)) for s in todo]
     total = build.kept_keys(list(prior)).select(pl.len()).collect().item()
     with ctx.ui.progress(description, total=total) as advance:

@@ -1,0 +1,87 @@
+"""The score stage: pair scores from a tiny FILIP checkpoint trained in the test, thresholds,
+and the word-patch alignment pictures."""
+import io
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from PIL import Image
+
+from conftest import wukong
+from wukong_data.demo.synth import COLOURS
+from wukong_data.stages.score import decide
+from wukong_data.stages.score.scorer import Scorer
+
+
+def _auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    return float((positive[:, None] > negative[None, :]).mean() + 0.5 * (positive[:, None] == negative[None, :]).mean())
+
+
+def test_matched_pairs_score_above_shuffled_ones(tiny_run, split):
+    rows = pl.read_parquet(split / "eval" / "final" / "*.parquet")
+    images, captions = rows["jpg"].to_list(), rows["caption"].to_list()
+    scorer = Scorer(tiny_run, "cpu", batch_size=16)
+    matched = scorer.score(images, captions)
+    shuffled = scorer.score(images, captions[7:] + captions[:7])
+    auc = _auc(matched, shuffled)
+    print(f"\nROC-AUC matched vs shuffled on {len(images)} held-out pairs: {auc:.3f}")
+    assert auc >= 0.9
+    assert np.isnan(scorer.score([b"not an image"], ["红色的圆形"]))[0]
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9, 0.333])
+def test_keep_top_fraction_keeps_that_fraction(fraction):
+    rng = np.random.default_rng(0)
+    scores = pl.DataFrame({"key": [f"{i:07d}" for i in range(1001)],
+                           "filip_score": rng.choice(np.linspace(0, 1, 50), 1001).astype(np.float32)})  # ties
+    reasons = decide(scores, 0.0, fraction)
+    kept = reasons.is_null().sum()
+    assert abs(kept - fraction * 1001) <= 1
+    kept_scores = scores.filter(reasons.is_null())["filip_score"]
+    assert kept_scores.min() >= scores.filter(reasons.is_not_null())["filip_score"].max()
+
+
+def test_demo_build_scores_and_catches_mismatched_captions(demo_build, samples):
+    from test_crawl import row_index
+
+    decisions = pl.read_parquet(sorted((demo_build / "score").glob("[0-9]*.parquet")))
+    kept = decisions["reason"].is_null().sum()
+    assert abs(kept - 0.9 * decisions.height) <= 1  # the demo recipe keeps the top 90%
+    assert decisions["filip_score"].null_count() == 0
+    caught = [r for k, r in decisions.select("key", "reason").iter_rows()
+              if samples[row_index(k)].kind == "mismatched_caption"]
+    print(f"\nmismatched captions caught by the score stage: {sum(r is not None for r in caught)} of {len(caught)}")
+    assert sum(r is not None for r in caught) > len(caught) / 2
+
+
+def test_alignment_pictures_put_the_colour_word_on_the_shape(tiny_run, split, tmp_path):
+    rows = pl.read_parquet(split / "eval" / "final" / "*.parquet").select("key", "caption", "jpg")
+    rows = rows.filter(pl.col("caption").str.contains("|".join(c for c in COLOURS if c != "黑色"))).head(40)
+    out = tmp_path / "align"
+    wukong("align", split / "eval", "--checkpoint", tiny_run, "--keys", ",".join(rows["key"]), "--out", out)
+    hits, chance = 0, 0.0
+    for key, caption, data in rows.iter_rows():
+        assert (out / f"{key}.png").exists()
+        info = json.loads((out / f"{key}.json").read_text())
+        colour = next(c for c in COLOURS if c in caption and c != "黑色")
+        token = next(t for t in info["tokens"] if t["position"] == caption.index(colour) + 1)
+        assert token["token"] == colour[0]
+        # The best patch, on the image as the model saw it (shorter side resized, centre crop).
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+        side = min(image.size)
+        left, top = (image.width - side) // 2, (image.height - side) // 2
+        pixels = np.asarray(image.crop((left, top, left + side, top + side))).astype(int)
+        grid, cell = info["grid"], side / info["grid"]
+        on_shape = [[_on_shape(pixels[int(r * cell):int((r + 1) * cell), int(c * cell):int((c + 1) * cell)])
+                     for c in range(grid)] for r in range(grid)]
+        r, c = divmod(token["patches"][0], grid)
+        hits += on_shape[r][c]
+        chance += np.mean(on_shape)  # a patch drawn at random
+    print(f"\ncolour word's best patch on the shape: {hits} of {rows.height} (a random patch: {chance:.1f})")
+    assert hits >= 0.5 * rows.height and hits >= 1.5 * chance
+
+
+def _on_shape(patch: np.ndarray) -> bool:
+    """Some of the patch is the shape: the backgrounds are white or grey, the shapes coloured."""
+    return bool(((patch.max(-1) - patch.min(-1)) > 60).mean() > 0.05)

@@ -1,0 +1,117 @@
+"""Score: every pair's FILIP similarity, then keep the pairs that match.
+
+Two phases (DESIGN.md): a parallel map writes `filip_score` per row to DIR/score/_map/; one
+reduce decides the threshold (`min_score`, or `keep_top_fraction` of all rows, ties broken by
+key); decisions go to DIR/score/NNNNN.parquet: key, reason (low_filip_score), filip_score.
+With `bootstrap_steps`, the stage first trains a reference model on the rows kept so far
+(DIR/score/_bootstrap/) and scores with it: no model needed from anywhere else.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ...build import atomic_path, remove_stale_tmp
+from ...errors import UserError
+from .. import StageContext
+from ..per_shard import prior_stages, run_per_shard, stage_config
+
+MAP_DIR = "_map"
+BOOTSTRAP = "_bootstrap"
+
+
+@functools.lru_cache(maxsize=2)
+def _scorer(checkpoint: str, device: str, batch_size: int):
+    from .scorer import Scorer
+
+    return Scorer(checkpoint, device, batch_size)
+
+
+class ScoreMap:
+    """The map phase: filip_score per entering row (NaN where the image does not decode)."""
+
+    def __init__(self, checkpoint: str, device: str, batch_size: int, image_column: str):
+        self.scorer = _scorer(checkpoint, device, batch_size)
+        self.image_column = image_column
+        self.input_columns = ["key", "caption", image_column]
+
+    @classmethod
+    def from_config(cls, config: dict) -> "ScoreMap":
+        score = config["score"]
+        return cls(score["checkpoint"], score["device"], score["batch_size"], config["image_column"])
+
+    def process(self, rows: pl.DataFrame) -> pl.DataFrame:
+        scores = self.scorer.score(rows[self.image_column].to_list(), rows["caption"].to_list())
+        return pl.DataFrame({"key": rows["key"], "filip_score": pl.Series(scores, dtype=pl.Float32)})
+
+
+def decide(scores: pl.DataFrame, min_score: float, keep_top_fraction: float) -> pl.Series:
+    """Reason per row of scores (key, filip_score), in its order."""
+    if keep_top_fraction:
+        keep = round(keep_top_fraction * scores.height)
+        order = scores.with_row_index().sort(["filip_score", "key"], descending=[True, False], nulls_last=True)
+        kept = set(order["index"][:keep].to_list())
+        low = pl.Series([i not in kept for i in range(scores.height)])
+    else:
+        low = scores["filip_score"] < min_score
+    reason = pl.when(scores["filip_score"].is_nan()).then(pl.lit("decode_failed")) \
+        .when(low).then(pl.lit("low_filip_score")).otherwise(pl.lit(None, pl.String))
+    return scores.select(reason.alias("reason"))["reason"]
+
+
+class ScoreStage:
+    name = "score"
+
+    def run(self, ctx: StageContext) -> None:
+        build, cfg = ctx.build, ctx.recipe.score
+        out = build.stage_dir("score")
+        shards = build.crawl_shards()
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_tmp(out)
+        if all((out / f"{s}.parquet").exists() for s in shards):
+            return
+        checkpoint = self._bootstrap(ctx, out / BOOTSTRAP) if cfg.bootstrap_steps else cfg.checkpoint
+        if not checkpoint or not (Path(checkpoint) / "model.safetensors").exists():
+            raise UserError(f"{ctx.recipe.source}: [score].checkpoint must be a `wukong train-reference` run folder "
+                            f"(got {checkpoint!r}), or set [score].bootstrap_steps to train one on the build")
+        config = stage_config(ctx.recipe, "score")
+        config["score"]["checkpoint"] = str(checkpoint)
+        run_per_shard(ctx, "score", "wukong_data.stages.score:ScoreMap", out / MAP_DIR, "score", config)
+
+        scores = pl.read_parquet([out / MAP_DIR / f"{s}.parquet" for s in shards]).sort("key")
+        scores = scores.with_columns(reason=decide(scores, cfg.min_score, cfg.keep_top_fraction))
+        for shard in shards:
+            path = out / f"{shard}.parquet"
+            if not path.exists():
+                keys = pl.read_parquet(out / MAP_DIR / f"{shard}.parquet", columns=["key"])
+                with atomic_path(path) as tmp:
+                    keys.join(scores, on="key", how="left").select("key", "reason", "filip_score").write_parquet(tmp)
+
+    def _bootstrap(self, ctx: StageContext, folder: Path) -> Path:
+        """Train the `tiny` (or configured) reference model on the rows kept so far."""
+        from ...filip.train import TrainConfig, train
+        from ..export import export_rows
+
+        cfg = ctx.recipe.score
+        run = folder / "run"
+        if (run / "model.safetensors").exists():
+            return run
+        prior = list(prior_stages(ctx.recipe, "score"))
+        keys = ctx.build.kept_keys(prior).sort("key").collect()["key"].to_list()
+        # The trainer reads WebDataset shards: one extra copy of the kept images, for the bootstrap only.
+        export_rows(ctx, keys, folder / "data" / "final", 1000, ["webdataset", "parquet"], prior, "score: bootstrap data")
+        ctx.ui.print(f"score: training a {cfg.bootstrap_model} reference model on {len(keys)} kept pairs")
+        train(TrainConfig(data=str(folder / "data"), out=str(run), model=cfg.bootstrap_model,
+                          steps=cfg.bootstrap_steps, batch_size=cfg.bootstrap_batch_size, lr=cfg.bootstrap_lr,
+                          warmup=max(1, cfg.bootstrap_steps // 10), workers=1, seed=0,
+                          resume=(run / "checkpoints" / "latest").exists()), ctx.ui)
+        return run
+
+
+def score_values(build_dir: Path) -> np.ndarray:
+    """All filip_score values of a build (for stats)."""
+    paths = sorted((Path(build_dir) / "score" / MAP_DIR).glob("*.parquet"))
+    return pl.read_parquet(paths)["filip_score"].to_numpy() if paths else np.empty(0)
