@@ -8,12 +8,11 @@ from wukong_data.errors import UserError
 def test_bundled_recipes_load_by_name():
     assert {"demo", "wukong-100m"} <= set(recipe.bundled_names())
     wukong100m = recipe.load("wukong-100m")
-    assert wukong100m.stages == ["crawl", "dedupe", "filter", "score", "export"]
     f = wukong100m.filter
     assert f.min_side == 201 and (f.min_aspect_ratio, f.max_aspect_ratio) == (0.3333, 3.0)  # sides > 200 px
     assert f.chinese_only and f.mask_person_names and (f.min_words, f.max_words) == (1, 32)
     assert wukong100m.dedupe.max_caption_count == 10
-    assert list(wukong100m.pending) == ["score"]  # declared, reported as not available
+    assert wukong100m.stages == ["crawl", "dedupe", "filter", "export"]  # the paper's rules, no model
 
 
 @pytest.mark.parametrize("text, expected", [

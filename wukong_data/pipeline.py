@@ -54,12 +54,7 @@ def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine
 
     ctx = StageContext(build=build, recipe=recipe, engine=engine, ui=ui, limit=limit)
     for stage in selected:
-        if stage in recipe.pending:
-            ui.print(f"[yellow]stage {stage}: not available in this version of wukong-data; its rows pass through[/]")
-            build.set_stage_status(stage, status="not_available")
-            continue
-        previous = [s for s in recipe.stages[: recipe.stages.index(stage)] if s not in recipe.pending]
-        for needed in previous:
+        for needed in recipe.stages[: recipe.stages.index(stage)]:
             if build.read_manifest().get("stages", {}).get(needed, {}).get("status") != "done":
                 raise UserError(
                     f"stage {stage} needs stage {needed} first: run `wukong build {recipe.name} "

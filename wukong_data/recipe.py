@@ -16,8 +16,6 @@ from pathlib import Path
 from .errors import UserError
 
 STAGE_ORDER = ("crawl", "dedupe", "filter", "score", "export")
-# Stages whose code exists; the others may be declared and are reported as not available.
-AVAILABLE_STAGES = STAGE_ORDER
 INPUT_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet")
 RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
 EXPORT_FORMATS = ("webdataset", "parquet")
@@ -117,8 +115,6 @@ class Recipe:
     filter: FilterConfig = field(default_factory=FilterConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
-    # Settings of declared stages whose code does not exist yet, kept verbatim.
-    pending: dict[str, dict] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -238,11 +234,6 @@ def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
                 raise UserError(f"{source}: [filter].{key}: {name!r} is neither a file nor a bundled word list")
     if not recipe.export.formats:
         raise UserError(f"{source}: [export].formats must name at least one format")
-    for stage in STAGE_ORDER:
-        if stage not in AVAILABLE_STAGES and stage in data:
-            if not isinstance(data[stage], dict):
-                raise UserError(f"{source}: [{stage}] must be a table")
-            recipe.pending[stage] = data[stage]
     if recipe.input.path and base_dir is not None and "://" not in recipe.input.path:
         path = Path(recipe.input.path)
         recipe.input.path = str(path if path.is_absolute() else base_dir / path)

@@ -118,6 +118,6 @@ class ExportStage:
 
     def run(self, ctx: StageContext) -> None:
         cfg = ctx.recipe.export
-        prior = [s for s in ctx.recipe.stages if s != "export" and s not in ctx.recipe.pending]
+        prior = [s for s in ctx.recipe.stages if s != "export"]
         keys = ctx.build.kept_keys(prior).sort("key").collect()["key"].to_list()
         export_rows(ctx, keys, ctx.build.final_dir, cfg.samples_per_shard, cfg.formats, prior, "export")

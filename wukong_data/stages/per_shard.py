@@ -65,7 +65,7 @@ def run_shard(task: ShardTask) -> int:
 
 
 def prior_stages(recipe: Recipe, stage: str) -> tuple[str, ...]:
-    return tuple(s for s in recipe.stages[: recipe.stages.index(stage)] if s not in recipe.pending)
+    return tuple(recipe.stages[: recipe.stages.index(stage)])
 
 
 def stage_config(recipe: Recipe, stage: str) -> dict:
