@@ -55,17 +55,19 @@ def test_same_final_shards_with_one_worker(demo_build, url_list, tmp_path):
 
 
 def test_stage_prerequisite_and_force(url_list, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('stages = ["crawl", "dedupe", "filter", "export"]\n[crawl]\nsamples_per_shard = 100\n')
     out = tmp_path / "b"
-    proc = wukong("build", "demo", "--input", url_list, "--out", out, "--stage", "export", check=False)
+    proc = wukong("build", recipe, "--input", url_list, "--out", out, "--stage", "export", check=False)
     assert proc.returncode == 2
-    assert "stage export needs stage crawl first: run `wukong build demo" in proc.stderr
-    wukong("build", "demo", "--input", url_list, "--out", out, "--stage", "crawl", "--quiet")
-    proc = wukong("build", "demo", "--input", url_list, "--out", out, "--stage", "export", check=False)
+    assert f"stage export needs stage crawl first: run `wukong build {recipe.stem}" in proc.stderr
+    wukong("build", recipe, "--input", url_list, "--out", out, "--stage", "crawl", "--quiet")
+    proc = wukong("build", recipe, "--input", url_list, "--out", out, "--stage", "export", check=False)
     assert proc.returncode == 2 and "stage export needs stage dedupe first" in proc.stderr
-    wukong("build", "demo", "--input", url_list, "--out", out, "--stage", "dedupe", "--stage", "filter", "--quiet")
-    wukong("build", "demo", "--input", url_list, "--out", out, "--stage", "export", "--quiet")
+    wukong("build", recipe, "--input", url_list, "--out", out, "--stage", "dedupe", "--stage", "filter", "--quiet")
+    wukong("build", recipe, "--input", url_list, "--out", out, "--stage", "export", "--quiet")
     first = final_keys(out)
-    wukong("build", "demo", "--input", url_list, "--out", out, "--stage", "export", "--force", "--quiet")
+    wukong("build", recipe, "--input", url_list, "--out", out, "--stage", "export", "--force", "--quiet")
     assert final_keys(out) == first
     assert (out / "crawl").exists() and (out / "filter").exists()  # --force --stage export redoes export only
 
