@@ -1,6 +1,5 @@
 """The filter stage: one labelled case or more per reason code and per kept path."""
 import dataclasses
-import io
 
 import polars as pl
 import pytest
@@ -152,7 +151,6 @@ def test_text_rules_never_raise_and_account_for_every_row(captions):
 
 
 def test_demo_planted_cases_get_their_filter_reasons(demo_build, samples):
-    from conftest import crawl_table
     from test_crawl import row_index
 
     decisions = pl.read_parquet(sorted((demo_build / "filter").glob("*.parquet")))
@@ -165,4 +163,3 @@ def test_demo_planted_cases_get_their_filter_reasons(demo_build, samples):
     assert by_kind["english_caption"] == by_kind["japanese_caption"] == {"not_chinese"}
     assert by_kind["meaningless_caption"] == {"meaningless_caption"}
     assert by_kind["good"] == {None}
-    del crawl_table

@@ -1,7 +1,7 @@
 """Model shapes. `tiny` trains on a CPU in minutes; the others are shaped like Wukong's FILIP."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 
 @dataclass

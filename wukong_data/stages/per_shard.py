@@ -90,6 +90,36 @@ def run_per_shard(ctx: StageContext, stage: str, processor: str, out_dir: Path, 
         ctx.engine.map(run_shard, tasks, on_result=advance)
 
 
+MAP_DIR = "_map"
+
+
+def run_two_phase(ctx: StageContext, stage: str, processor: str, reduce, carry: list[str],
+                  config: dict | None = None) -> None:
+    """A global decision in two phases (DESIGN.md): `processor` maps every shard to compact
+    per-row records in DIR/<stage>/_map/; `reduce(records)` decides once over all of them,
+    returning key, reason and its own columns for the rows it has something to say about;
+    the decisions, with the `carry` columns of the records, are written per shard."""
+    out = ctx.build.stage_dir(stage)
+    shards = ctx.build.crawl_shards()
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(out)
+    if all((out / f"{s}.parquet").exists() for s in shards):
+        return
+    run_per_shard(ctx, stage, processor, out / MAP_DIR, stage, config)
+    decided = reduce(pl.scan_parquet([out / MAP_DIR / f"{s}.parquet" for s in shards]))
+    # Keys start with their crawl shard id (img2dataset's key layout).
+    parts = decided.with_columns(_shard=pl.col("key").str.slice(0, 5)).partition_by("_shard", as_dict=True,
+                                                                                     include_key=False)
+    for shard in shards:
+        path = out / f"{shard}.parquet"
+        if path.exists():
+            continue
+        rows = pl.read_parquet(out / MAP_DIR / f"{shard}.parquet", columns=["key", *carry])
+        rows = rows.join(parts.get((shard,), decided.clear()), on="key", how="left")
+        with atomic_path(path) as tmp:
+            rows.select(decided.columns + carry).write_parquet(tmp)
+
+
 class ShardStage:
     """A stage that is one per-row processor: its output files are the stage's decisions."""
 

@@ -11,15 +11,12 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
-from ...build import atomic_path, remove_stale_tmp
 from ...errors import UserError
 from .. import StageContext
-from ..per_shard import prior_stages, run_per_shard, stage_config
+from ..per_shard import prior_stages, run_two_phase, stage_config
 
-MAP_DIR = "_map"
 BOOTSTRAP = "_bootstrap"
 
 
@@ -66,12 +63,9 @@ class ScoreStage:
     name = "score"
 
     def run(self, ctx: StageContext) -> None:
-        build, cfg = ctx.build, ctx.recipe.score
-        out = build.stage_dir("score")
-        shards = build.crawl_shards()
-        out.mkdir(parents=True, exist_ok=True)
-        remove_stale_tmp(out)
-        if all((out / f"{s}.parquet").exists() for s in shards):
+        cfg = ctx.recipe.score
+        out = ctx.build.stage_dir("score")
+        if all((out / f"{s}.parquet").exists() for s in ctx.build.crawl_shards()):
             return
         checkpoint = self._bootstrap(ctx, out / BOOTSTRAP) if cfg.bootstrap_steps else cfg.checkpoint
         if not checkpoint or not (Path(checkpoint) / "model.safetensors").exists():
@@ -79,16 +73,12 @@ class ScoreStage:
                             f"(got {checkpoint!r}), or set [score].bootstrap_steps to train one on the build")
         config = stage_config(ctx.recipe, "score")
         config["score"]["checkpoint"] = str(checkpoint)
-        run_per_shard(ctx, "score", "wukong_data.stages.score:ScoreMap", out / MAP_DIR, "score", config)
 
-        scores = pl.read_parquet([out / MAP_DIR / f"{s}.parquet" for s in shards]).sort("key")
-        scores = scores.with_columns(reason=decide(scores, cfg.min_score, cfg.keep_top_fraction))
-        for shard in shards:
-            path = out / f"{shard}.parquet"
-            if not path.exists():
-                keys = pl.read_parquet(out / MAP_DIR / f"{shard}.parquet", columns=["key"])
-                with atomic_path(path) as tmp:
-                    keys.join(scores, on="key", how="left").select("key", "reason", "filip_score").write_parquet(tmp)
+        def reduce(records: pl.LazyFrame) -> pl.DataFrame:
+            scores = records.collect().sort("key")
+            return scores.select("key", reason=decide(scores, cfg.min_score, cfg.keep_top_fraction))
+
+        run_two_phase(ctx, "score", "wukong_data.stages.score:ScoreMap", reduce, carry=["filip_score"], config=config)
 
     def _bootstrap(self, ctx: StageContext, folder: Path) -> Path:
         """Train the `tiny` (or configured) reference model on the rows kept so far."""
@@ -109,9 +99,3 @@ class ScoreStage:
                           warmup=max(1, cfg.bootstrap_steps // 10), workers=1, seed=0,
                           resume=(run / "checkpoints" / "latest").exists()), ctx.ui)
         return run
-
-
-def score_values(build_dir: Path) -> np.ndarray:
-    """All filip_score values of a build (for stats)."""
-    paths = sorted((Path(build_dir) / "score" / MAP_DIR).glob("*.parquet"))
-    return pl.read_parquet(paths)["filip_score"].to_numpy() if paths else np.empty(0)
