@@ -109,3 +109,26 @@ def test_train_reference_user_errors(tmp_path):
     assert proc.returncode == 2 and "no final/sizes.json" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     proc = wukong("train-reference", "--data", tmp_path, "--model", "vit-h", "--out", tmp_path / "r", check=False)
     assert proc.returncode == 2 and "unknown preset" in proc.stderr
+
+
+def test_zero_shot_colour_classification_with_prompt_ensembling(tiny_run, split):
+    import polars as pl
+
+    from wukong_data.demo.synth import COLOURS
+    from wukong_data.filip.data import LoaderSpec, every_sample, shards
+    from wukong_data.filip.evaluate import zero_shot
+    from wukong_data.filip.tokenizer import ChineseTokenizer
+
+    model = load_model(tiny_run)
+    cfg = model.cfg
+    spec = LoaderSpec(*shards(split / "eval"), str(tiny_run / "vocab.txt"), cfg.context_length, cfg.image_size,
+                      cfg.mean, cfg.std, batch_size=64, workers=0, seed=0, train=False)
+    images, keys = zip(*[(images, keys) for images, _, keys in every_sample(spec)])
+    images, keys = torch.cat(images), [k for batch in keys for k in batch]
+    captions = dict(pl.read_parquet(split / "eval" / "final" / "*.parquet").select("key", "caption").iter_rows())
+    classes = list(COLOURS)
+    labels = torch.tensor([next(i for i, c in enumerate(classes) if c in captions[k]) for k in keys])
+    predicted = zero_shot(model, images, classes, ChineseTokenizer(tiny_run / "vocab.txt"))
+    accuracy = (predicted == labels).float().mean().item()
+    print(f"\nzero-shot colour accuracy on {len(labels)} held-out images: {accuracy:.2f} (chance {1 / len(classes):.2f})")
+    assert accuracy >= 2 / len(classes)

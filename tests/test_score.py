@@ -85,3 +85,25 @@ def test_alignment_pictures_put_the_colour_word_on_the_shape(tiny_run, split, tm
 def _on_shape(patch: np.ndarray) -> bool:
     """Some of the patch is the shape: the backgrounds are white or grey, the shapes coloured."""
     return bool(((patch.max(-1) - patch.min(-1)) > 60).mean() > 0.05)
+
+
+def test_global_clip_score_from_local_open_clip_weights(url_list, tmp_path):
+    """A user's own open_clip model and weights by path (here: the tiny config, weights saved by
+    torch), through the whole score stage."""
+    import open_clip
+    import torch
+
+    from conftest import ASSETS
+
+    model = open_clip.create_model(f"local-dir:{ASSETS / 'tiny-clip'}")
+    torch.save(model.state_dict(), tmp_path / "clip.pt")
+    recipe = tmp_path / "clip.toml"
+    recipe.write_text(f'stages = ["crawl", "score", "export"]\n[crawl]\nsamples_per_shard = 100\n'
+                      f'[score]\nopen_clip_model = "local-dir:{ASSETS / "tiny-clip"}"\nopen_clip_weights = "clip.pt"\n'
+                      f'keep_top_fraction = 0.5\n')
+    out = tmp_path / "b"
+    wukong("build", recipe, "--input", url_list, "--out", out, "--quiet")
+    decisions = pl.read_parquet(sorted((out / "score").glob("[0-9]*.parquet")))
+    scores = decisions.filter(pl.col("reason") != "decode_failed")["filip_score"]
+    assert scores.null_count() == 0 and scores.is_between(-1, 1).all()
+    assert abs(decisions["reason"].is_null().sum() - 0.5 * decisions.height) <= 1

@@ -86,6 +86,9 @@ class FilterConfig:
 @dataclass
 class ScoreConfig:
     checkpoint: str = ""  # a `wukong train-reference` run folder
+    # Or a global CLIP score: an open_clip model name (or local-dir:PATH) and its weights file.
+    open_clip_model: str = ""
+    open_clip_weights: str = ""
     min_score: float = 0.0  # keep pairs scoring at least this...
     keep_top_fraction: float = 0.0  # ...or keep this fraction of all rows, best first (0: off)
     batch_size: int = 64
@@ -219,8 +222,10 @@ def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
                                  for p in recipe.dedupe.against]
     if not 0 <= recipe.score.keep_top_fraction <= 1:
         raise UserError(f"{source}: [score].keep_top_fraction must be between 0 and 1")
-    if recipe.score.checkpoint and base_dir is not None and not Path(recipe.score.checkpoint).is_absolute():
-        recipe.score.checkpoint = str(base_dir / recipe.score.checkpoint)
+    for key in ("checkpoint", "open_clip_weights"):
+        value = getattr(recipe.score, key)
+        if value and base_dir is not None and not Path(value).is_absolute():
+            setattr(recipe.score, key, str(base_dir / value))
     if recipe.filter.min_words > recipe.filter.max_words:
         raise UserError(f"{source}: [filter].min_words must not exceed [filter].max_words")
     if recipe.filter.min_aspect_ratio > recipe.filter.max_aspect_ratio:

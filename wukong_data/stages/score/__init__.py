@@ -21,24 +21,27 @@ BOOTSTRAP = "_bootstrap"
 
 
 @functools.lru_cache(maxsize=2)
-def _scorer(checkpoint: str, device: str, batch_size: int):
-    from .scorer import Scorer
+def _scorer(checkpoint: str, open_clip_model: str, open_clip_weights: str, device: str, batch_size: int):
+    from .scorer import ClipScorer, Scorer
 
+    if open_clip_model:
+        return ClipScorer(open_clip_model, open_clip_weights, device, batch_size)
     return Scorer(checkpoint, device, batch_size)
 
 
 class ScoreMap:
     """The map phase: filip_score per entering row (NaN where the image does not decode)."""
 
-    def __init__(self, checkpoint: str, device: str, batch_size: int, image_column: str):
-        self.scorer = _scorer(checkpoint, device, batch_size)
+    def __init__(self, scorer, image_column: str):
+        self.scorer = scorer
         self.image_column = image_column
         self.input_columns = ["key", "caption", image_column]
 
     @classmethod
     def from_config(cls, config: dict) -> "ScoreMap":
-        score = config["score"]
-        return cls(score["checkpoint"], score["device"], score["batch_size"], config["image_column"])
+        s = config["score"]
+        return cls(_scorer(s["checkpoint"], s["open_clip_model"], s["open_clip_weights"], s["device"], s["batch_size"]),
+                   config["image_column"])
 
     def process(self, rows: pl.DataFrame) -> pl.DataFrame:
         scores = self.scorer.score(rows[self.image_column].to_list(), rows["caption"].to_list())
@@ -67,12 +70,17 @@ class ScoreStage:
         out = ctx.build.stage_dir("score")
         if all((out / f"{s}.parquet").exists() for s in ctx.build.crawl_shards()):
             return
-        checkpoint = self._bootstrap(ctx, out / BOOTSTRAP) if cfg.bootstrap_steps else cfg.checkpoint
-        if not checkpoint or not (Path(checkpoint) / "model.safetensors").exists():
-            raise UserError(f"{ctx.recipe.source}: [score].checkpoint must be a `wukong train-reference` run folder "
-                            f"(got {checkpoint!r}), or set [score].bootstrap_steps to train one on the build")
         config = stage_config(ctx.recipe, "score")
-        config["score"]["checkpoint"] = str(checkpoint)
+        if cfg.open_clip_model:
+            if not Path(cfg.open_clip_weights).is_file():
+                raise UserError(f"{ctx.recipe.source}: [score].open_clip_weights must be a local weights file "
+                                f"(got {cfg.open_clip_weights!r}); nothing is downloaded")
+        else:
+            checkpoint = self._bootstrap(ctx, out / BOOTSTRAP) if cfg.bootstrap_steps else cfg.checkpoint
+            if not checkpoint or not (Path(checkpoint) / "model.safetensors").exists():
+                raise UserError(f"{ctx.recipe.source}: [score].checkpoint must be a `wukong train-reference` run "
+                                f"folder (got {checkpoint!r}), or set [score].bootstrap_steps to train one on the build")
+            config["score"]["checkpoint"] = str(checkpoint)
 
         def reduce(records: pl.LazyFrame) -> pl.DataFrame:
             scores = records.collect().sort("key")

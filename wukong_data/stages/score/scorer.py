@@ -65,3 +65,41 @@ class Scorer:
                 img, txt, mask = self.model(batch, ids)
             out[rows] = pair_scores(img.float(), txt.float(), mask).cpu().numpy()
         return out
+
+
+class ClipScorer:
+    """A global CLIP score (cosine of pooled embeddings) from an open_clip model and weights at a
+    local path, for users who bring their own CLIP; nothing is downloaded."""
+
+    def __init__(self, model_name: str, weights: str | Path, device: str = "auto", batch_size: int = 64):
+        import open_clip
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cpu":
+            torch.set_num_threads(1)
+        self.device = torch.device(device)
+        self.model, _, self.preprocess = open_clip.create_model_and_transforms(
+            model_name, pretrained=str(weights), device=self.device, load_weights=True)
+        self.model.eval()
+        self.tokenizer = open_clip.get_tokenizer(model_name)
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def score(self, images: list[bytes], captions: list[str]) -> np.ndarray:
+        out = np.full(len(images), math.nan, dtype=np.float32)
+        for start in range(0, len(images), self.batch_size):
+            rows, batch = [], []
+            for i in range(start, min(start + self.batch_size, len(images))):
+                try:
+                    with Image.open(io.BytesIO(images[i])) as image:
+                        batch.append(self.preprocess(image.convert("RGB")))
+                    rows.append(i)
+                except Exception:  # noqa: BLE001 - an undecodable image gets no score
+                    continue
+            if not rows:
+                continue
+            img = self.model.encode_image(torch.stack(batch).to(self.device), normalize=True)
+            txt = self.model.encode_text(self.tokenizer([captions[i] for i in rows]).to(self.device), normalize=True)
+            out[rows] = (img * txt).sum(-1).float().cpu().numpy()
+        return out
