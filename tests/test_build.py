@@ -70,6 +70,11 @@ def test_stage_prerequisite_and_force(url_list, tmp_path):
     wukong("build", recipe, "--input", url_list, "--out", out, "--stage", "export", "--force", "--quiet")
     assert final_keys(out) == first
     assert (out / "crawl").exists() and (out / "filter").exists()  # --force --stage export redoes export only
+    # --force on an earlier stage discards the later ones too, so they cannot be skipped over.
+    wukong("build", recipe, "--input", url_list, "--out", out, "--stage", "dedupe", "--force", "--quiet")
+    assert not (out / "filter").exists() and not (out / "final").exists()
+    proc = wukong("build", recipe, "--input", url_list, "--out", out, "--stage", "export", check=False)
+    assert proc.returncode == 2 and "stage export needs stage filter first" in proc.stderr
 
 
 def test_refuses_a_foreign_output_directory(url_list, tmp_path):

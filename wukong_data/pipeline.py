@@ -44,13 +44,12 @@ def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine
     if "crawl" not in recipe.stages:
         raise UserError(f"{recipe.source}: 'stages' must include crawl")
 
-    if force:
-        first = STAGE_ORDER.index(selected[0]) if selected else 0
-        _clear(build, list(STAGE_ORDER[first:]))
     manifest = build.update_manifest(recipe=recipe.to_dict(), engine={"name": engine.name, "workers": engine.workers})
-    statuses = manifest.setdefault("stages", {})
     if force:
-        statuses.clear()
+        # The forced stages and every stage after them are redone: their outputs and statuses go.
+        cleared = STAGE_ORDER[STAGE_ORDER.index(selected[0]):]
+        _clear(build, list(cleared))
+        build.update_manifest(stages={s: v for s, v in manifest.get("stages", {}).items() if s not in cleared})
 
     ctx = StageContext(build=build, recipe=recipe, engine=engine, ui=ui, limit=limit)
     for stage in selected:
