@@ -20,6 +20,8 @@ import polars as pl
 from .errors import UserError
 
 MANIFEST = "manifest.json"
+# img2dataset's key layout: the crawl shard id (5 digits), then the row's index in that shard.
+SHARD_ID_WIDTH = 5
 _VERSIONED_PACKAGES = ("wukong-data", "img2dataset", "pyarrow", "polars", "pillow", "webdataset")
 
 
@@ -116,6 +118,10 @@ class BuildDir:
             for p in crawl.glob("*_stats.json")
             if (crawl / f"{p.name[: -len('_stats.json')]}.parquet").exists()
         )
+
+    @staticmethod
+    def shard_of(key: str) -> str:
+        return key[:SHARD_ID_WIDTH]
 
     def crawl_path(self, shard: str) -> Path:
         return self.stage_dir("crawl") / f"{shard}.parquet"

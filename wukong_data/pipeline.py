@@ -7,7 +7,7 @@ import time
 
 from .build import BuildDir
 from .errors import UserError
-from .recipe import STAGE_ORDER, Recipe
+from .recipe import STAGE_ORDER, Recipe, stages_before
 from .stages import StageContext
 from .stages.crawl import CrawlStage
 from .stages.export import ExportStage
@@ -53,7 +53,7 @@ def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine
 
     ctx = StageContext(build=build, recipe=recipe, engine=engine, ui=ui, limit=limit)
     for stage in selected:
-        for needed in recipe.stages[: recipe.stages.index(stage)]:
+        for needed in stages_before(recipe.stages, stage):
             if build.read_manifest().get("stages", {}).get(needed, {}).get("status") != "done":
                 raise UserError(
                     f"stage {stage} needs stage {needed} first: run `wukong build {recipe.name} "
@@ -61,5 +61,5 @@ def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine
                 )
         build.set_stage_status(stage, status="running", started=time.time())
         STAGES[stage]().run(ctx)
-        build.set_stage_status(stage, status="done", finished=time.time(), **stage_counts(build, recipe, stage))
+        build.set_stage_status(stage, status="done", finished=time.time(), **stage_counts(build, recipe.stages, stage))
     return build

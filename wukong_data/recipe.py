@@ -6,6 +6,7 @@ types are user errors that name the file and the key.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tomllib
 import types
 import typing
@@ -16,6 +17,11 @@ from pathlib import Path
 from .errors import UserError
 
 STAGE_ORDER = ("crawl", "dedupe", "filter", "score", "export")
+
+
+def stages_before(stages: list[str], stage: str) -> list[str]:
+    """The recipe's stages before `stage` (all of them when `stage` is not in the recipe)."""
+    return list(itertools.takewhile(lambda s: s != stage, stages))
 INPUT_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet")
 RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
 EXPORT_FORMATS = ("webdataset", "parquet")

@@ -7,20 +7,13 @@ import polars as pl
 from rich.table import Table
 
 from .build import BuildDir
-from .recipe import Recipe
+from .recipe import stages_before
 
 
-def _decided_stages(recipe_stages: list[str]) -> list[str]:
-    return [s for s in recipe_stages if s != "export"]
-
-
-def stage_counts(build: BuildDir, recipe: Recipe, stage: str) -> dict:
-    return _counts(build, recipe.stages, stage)
-
-
-def _counts(build: BuildDir, stages: list[str], stage: str) -> dict:
+def stage_counts(build: BuildDir, stages: list[str], stage: str) -> dict:
+    """rows_in, kept, rejected per reason of one stage of a build with these stages."""
     if stage == "export":
-        rows_in = build.kept_keys(_decided_stages(stages)).select(pl.len()).collect().item()
+        rows_in = build.kept_keys(stages_before(stages, "export")).select(pl.len()).collect().item()
         sizes_path = build.final_dir / "sizes.json"
         sizes = json.loads(sizes_path.read_text()) if sizes_path.exists() else {}
         return {"rows_in": rows_in, "kept": sum(sizes.values()), "rejected": {}, "shards": len(sizes)}
@@ -50,12 +43,12 @@ def collect(build_dir: str) -> dict:
         status = statuses.get(stage, {}).get("status", "pending")
         entry = {"stage": stage, "status": status}
         if status == "done":
-            entry.update(_counts(build, recipe["stages"], stage))
+            entry.update(stage_counts(build, recipe["stages"], stage))
         funnel.append(entry)
 
     report = {"build": str(build.root), "recipe": recipe["name"], "funnel": funnel}
     if statuses.get("crawl", {}).get("status") == "done":
-        kept = build.kept_keys(_decided_stages(recipe["stages"]))
+        kept = build.kept_keys(stages_before(recipe["stages"], "export"))
         crawl = pl.scan_parquet([build.crawl_path(s) for s in build.crawl_shards()])
         rows = (
             crawl.select("key", "caption", "original_width", "original_height")

@@ -43,7 +43,7 @@ def crawl_decisions(build: BuildDir) -> pl.LazyFrame:
 
 
 class CrawlStage:
-    name = "crawl"
+    """Normalise the URL lists, then crawl them with img2dataset."""
 
     def run(self, ctx: StageContext) -> None:
         n_rows, n_shards = self._prepare_input(ctx)

@@ -16,6 +16,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from ..build import BuildDir, atomic_path, remove_stale_tmp, write_json_atomic
+from ..recipe import stages_before
 from . import StageContext
 
 PLAN = "_plan.json"
@@ -42,8 +43,7 @@ def _load_rows(task: ShardTask) -> pl.DataFrame:
     build = BuildDir(task.root)
     keys = pl.Series("key", task.keys)
     frames = []
-    # Keys start with their crawl shard id (img2dataset's key layout): read each shard once.
-    for crawl_shard in sorted({k[:5] for k in task.keys}):
+    for crawl_shard in sorted({BuildDir.shard_of(k) for k in task.keys}):  # each crawl shard read once
         wanted = keys.filter(keys.str.starts_with(crawl_shard))
         rows = (
             pl.scan_parquet(build.crawl_path(crawl_shard))
@@ -114,10 +114,10 @@ def export_rows(ctx: StageContext, keys: list[str], out_dir: Path, per_shard: in
 
 
 class ExportStage:
-    name = "export"
+    """Reshard the rows every stage kept into DIR/final/."""
 
     def run(self, ctx: StageContext) -> None:
         cfg = ctx.recipe.export
-        prior = [s for s in ctx.recipe.stages if s != "export"]
+        prior = stages_before(ctx.recipe.stages, "export")
         keys = ctx.build.kept_keys(prior).sort("key").collect()["key"].to_list()
         export_rows(ctx, keys, ctx.build.final_dir, cfg.samples_per_shard, cfg.formats, prior, "export")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import polars as pl
 
-from ..build import BuildDir, atomic_path, remove_stale_tmp
-from ..recipe import Recipe
+from ..build import SHARD_ID_WIDTH, BuildDir, atomic_path, remove_stale_tmp
+from ..recipe import Recipe, stages_before
 from . import StageContext
 
 
@@ -64,10 +64,6 @@ def run_shard(task: ShardTask) -> int:
     return rows.height
 
 
-def prior_stages(recipe: Recipe, stage: str) -> tuple[str, ...]:
-    return tuple(recipe.stages[: recipe.stages.index(stage)])
-
-
 def stage_config(recipe: Recipe, stage: str) -> dict:
     """What a stage's workers need of the recipe (JSON-serialisable)."""
     return {stage: dataclasses.asdict(getattr(recipe, stage)), "image_column": recipe.crawl.encode_format}
@@ -76,7 +72,7 @@ def stage_config(recipe: Recipe, stage: str) -> dict:
 def run_per_shard(ctx: StageContext, stage: str, processor: str, out_dir: Path, description: str,
                   config: dict | None = None) -> None:
     build = ctx.build
-    prior = prior_stages(ctx.recipe, stage)
+    prior = tuple(stages_before(ctx.recipe.stages, stage))
     shards = build.crawl_shards()
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(out_dir)
@@ -107,9 +103,8 @@ def run_two_phase(ctx: StageContext, stage: str, processor: str, reduce, carry: 
         return
     run_per_shard(ctx, stage, processor, out / MAP_DIR, stage, config)
     decided = reduce(pl.scan_parquet([out / MAP_DIR / f"{s}.parquet" for s in shards]))
-    # Keys start with their crawl shard id (img2dataset's key layout).
-    parts = decided.with_columns(_shard=pl.col("key").str.slice(0, 5)).partition_by("_shard", as_dict=True,
-                                                                                     include_key=False)
+    parts = decided.with_columns(_shard=pl.col("key").str.slice(0, SHARD_ID_WIDTH)).partition_by(
+        "_shard", as_dict=True, include_key=False)
     for shard in shards:
         path = out / f"{shard}.parquet"
         if path.exists():

@@ -32,7 +32,7 @@ class SignatureMap:
 
 
 class DedupeStage:
-    name = "dedupe"
+    """Exact, frequency and near-duplicate rules, decided once over the whole build."""
 
     def run(self, ctx: StageContext) -> None:
         cfg, out = ctx.recipe.dedupe, ctx.build.stage_dir("dedupe")

@@ -82,7 +82,7 @@ class TextRules:
 
 
 class FilterStage:
-    name = "filter"
+    """The per-row processor of the filter stage (run shard by shard by per_shard.ShardStage)."""
 
     def __init__(self, cfg: FilterConfig, image_column: str):
         self.cfg = cfg

@@ -15,7 +15,8 @@ import polars as pl
 
 from ...errors import UserError
 from .. import StageContext
-from ..per_shard import prior_stages, run_two_phase, stage_config
+from ...recipe import stages_before
+from ..per_shard import run_two_phase, stage_config
 
 BOOTSTRAP = "_bootstrap"
 
@@ -63,7 +64,7 @@ def decide(scores: pl.DataFrame, min_score: float, keep_top_fraction: float) -> 
 
 
 class ScoreStage:
-    name = "score"
+    """FILIP (or CLIP) pair scores, then one global threshold."""
 
     def run(self, ctx: StageContext) -> None:
         cfg = ctx.recipe.score
@@ -97,7 +98,7 @@ class ScoreStage:
         run = folder / "run"
         if (run / "model.safetensors").exists():
             return run
-        prior = list(prior_stages(ctx.recipe, "score"))
+        prior = stages_before(ctx.recipe.stages, "score")
         keys = ctx.build.kept_keys(prior).sort("key").collect()["key"].to_list()
         # The trainer reads WebDataset shards: one extra copy of the kept images, for the bootstrap only.
         export_rows(ctx, keys, folder / "data" / "final", 1000, ["webdataset", "parquet"], prior, "score: bootstrap data")
