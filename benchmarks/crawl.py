@@ -54,7 +54,6 @@ def bare_img2dataset(urls: Path, out: Path) -> float:
 def wukong_crawl(urls: Path, out: Path) -> float:
     recipe = load("demo")
     recipe.stages = ["crawl", "export"]
-    recipe.pending = {}
     recipe.input.path = str(urls)
     for key, value in SETTINGS.items():
         setattr(recipe.crawl, key, value)

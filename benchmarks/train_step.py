@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -50,8 +49,8 @@ def run_open_clip(data: Path, work: Path, batch: int, steps: int, workers: int) 
 def run_filip(data: Path, work: Path, batch: int, steps: int, workers: int) -> float:
     subprocess.run([sys.executable, "-m", "wukong_data", "train-reference", "--data", str(data), "--out",
                     str(work / "filip"), "--model", "tiny", "--steps", str(steps), "--batch-size", str(batch),
-                    "--workers", str(workers), "--checkpoint-every", str(10 * steps), "--quiet"],
-                   check=True, capture_output=True, env={**os.environ, "WUKONG_LOG_EVERY": "1"})
+                    "--workers", str(workers), "--checkpoint-every", str(10 * steps), "--log-every", "1", "--quiet"],
+                   check=True, capture_output=True)
     rates = [json.loads(line)["samples_per_s"] for line in (work / "filip" / "metrics.jsonl").read_text().splitlines()
              if "samples_per_s" in line]
     return statistics.median(rates[3:])

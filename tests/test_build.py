@@ -25,9 +25,26 @@ def test_every_input_row_is_accounted_for(demo_build, samples):
     assert not final & rejected
     assert final | rejected == set(crawled["key"])
 
-    for stage, status in manifest["stages"].items():
-        if status["status"] == "done":
-            assert status["rows_in"] == status["kept"] + sum(status["rejected"].values()), stage
+
+
+def test_each_stage_takes_in_exactly_the_rows_the_stage_before_kept(demo_build):
+    """Per shard and in the manifest: a stage's rows in are the previous stage's kept rows."""
+    build = BuildDir(demo_build)
+    manifest = build.read_manifest()
+    stages = manifest["recipe"]["stages"]
+    decisions = {s: build.decisions(s).collect() for s in stages if s != "export"}
+    for before, stage in zip(stages, stages[1:]):
+        if stage == "export":
+            continue
+        kept_before = decisions[before].filter(pl.col("reason").is_null())
+        entered = decisions[stage]
+        assert sorted(entered["key"]) == sorted(kept_before["key"]), stage
+        for shard in build.crawl_shards():
+            assert (entered["key"].str.starts_with(shard).sum()
+                    == kept_before["key"].str.starts_with(shard).sum()), (stage, shard)
+        assert manifest["stages"][stage]["rows_in"] == manifest["stages"][before]["kept"] == kept_before.height
+    assert manifest["stages"]["export"]["rows_in"] == manifest["stages"][stages[-2]]["kept"]
+    assert manifest["stages"]["export"]["kept"] == len(final_keys(demo_build))
 
 
 def test_final_tar_parquet_and_sizes_agree(demo_build):

@@ -18,10 +18,11 @@ from conftest import wukong
 from wukong_data.filip.checkpoint import load_model
 from wukong_data.filip.model import FILIP
 from wukong_data.filip.presets import PRESETS
+from wukong_data.filip.loss import filip_loss, top_tokens
 from wukong_data.filip.train import TrainConfig, loss_step
 
 
-def _ddp_worker(rank, world, port, batch, out):
+def _ddp_worker(rank, world, port, batch, out, default_path=False):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
     torch.manual_seed(0)
@@ -29,34 +30,71 @@ def _ddp_worker(rank, world, port, batch, out):
     ddp = torch.nn.parallel.DistributedDataParallel(model)
     images, ids = batch
     per = images.shape[0] // world
-    cfg = TrainConfig(data="", out="", top_token_fraction=0.0, fp16_gather=False, chunk=2)
+    cfg = TrainConfig(data="", out="", chunk=2) if default_path else \
+        TrainConfig(data="", out="", top_token_fraction=0.0, fp16_gather=False, chunk=2)
     loss = loss_step(ddp, images[rank * per:(rank + 1) * per], ids[rank * per:(rank + 1) * per], cfg, world, rank)
     loss.backward()
     torch.save({"loss": loss.detach(), "grads": {n: p.grad for n, p in model.named_parameters()}}, f"{out}/{rank}.pt")
     torch.distributed.destroy_process_group()
 
 
-def test_two_ddp_processes_equal_one_process_on_the_whole_batch(tmp_path):
+def _batch():
     g = torch.Generator().manual_seed(1)
     images = torch.randn(8, 3, 64, 64, generator=g)
     ids = torch.randint(5, 100, (8, 32), generator=g)
     ids[:, 2] = 3
     ids[torch.arange(8), torch.randint(4, 32, (8,), generator=g)] = 0
     ids = ids * (ids.cumprod(1) != 0)  # pad after the first zero
+    return images, ids
+
+
+def _run_ddp(images, ids, out, default_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, (images, ids), str(out), default_path), nprocs=2, join=True)
+    return [torch.load(out / f"{r}.pt", weights_only=True) for r in range(2)]
+
+
+def test_two_ddp_processes_equal_one_process_on_the_whole_batch(tmp_path):
+    images, ids = _batch()
     torch.manual_seed(0)
     model = FILIP(dataclasses.replace(PRESETS["tiny"], vocab_size=100))
     cfg = TrainConfig(data="", out="", chunk=2)
     loss = loss_step(model, images, ids, cfg, 1, 0)
     loss.backward()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, (images, ids), str(tmp_path)), nprocs=2, join=True)
-    ranks = [torch.load(tmp_path / f"{r}.pt", weights_only=True) for r in range(2)]
+    ranks = _run_ddp(images, ids, tmp_path, default_path=False)
     assert abs((ranks[0]["loss"] + ranks[1]["loss"]).item() / 2 - loss.item()) < 1e-5
     for name, p in model.named_parameters():
         assert torch.allclose(ranks[0]["grads"][name], p.grad, atol=1e-5), name  # DDP averaged them
         assert torch.allclose(ranks[1]["grads"][name], p.grad, atol=1e-5), name
+
+
+def test_ddp_default_path_top_tokens_and_fp16_gather_match_a_direct_computation(tmp_path):
+    """FILIP's default multi-process path: each process sends its top 25% tokens in fp16. The
+    losses and averaged gradients of two processes equal one process computing the same thing
+    on the gathered tokens directly."""
+    images, ids = _batch()
+    torch.manual_seed(0)
+    model = FILIP(dataclasses.replace(PRESETS["tiny"], vocab_size=100))
+    cfg = TrainConfig(data="", out="", chunk=2)
+    assert cfg.top_token_fraction == 0.25 and cfg.fp16_gather
+    per = images.shape[0] // 2
+    local = [model(images[r * per:(r + 1) * per], ids[r * per:(r + 1) * per]) for r in range(2)]
+    sent = [top_tokens(img, txt, mask, cfg.top_token_fraction) for img, txt, mask in local]
+    assert sent[0][0].shape[1] == round(local[0][0].shape[1] * 0.25)
+    all_img = torch.cat([s[0].half().float() for s in sent])
+    all_txt = torch.cat([s[1].half().float() for s in sent])
+    all_mask = torch.cat([s[2] for s in sent])
+    losses = [filip_loss(*local[r], model.logit_scale, all_img, all_txt, all_mask, offset=r * per, chunk=cfg.chunk)
+              for r in range(2)]
+    (sum(losses) / 2).backward()
+    ranks = _run_ddp(images, ids, tmp_path, default_path=True)
+    for r in range(2):
+        assert abs(ranks[r]["loss"].item() - losses[r].item()) < 1e-4, r
+    for name, p in model.named_parameters():
+        assert torch.allclose(ranks[0]["grads"][name], p.grad, atol=1e-4, rtol=1e-3), name
+        assert torch.allclose(ranks[1]["grads"][name], p.grad, atol=1e-4, rtol=1e-3), name
 
 
 def _losses(run: Path) -> dict:
@@ -70,12 +108,12 @@ def _losses(run: Path) -> dict:
 
 def test_resume_after_sigkill_reproduces_the_next_losses(split, tmp_path):
     args = ["train-reference", "--data", split / "train", "--steps", "16", "--batch-size", "16", "--workers", "1",
-            "--checkpoint-every", "8", "--warmup", "4", "--quiet"]
+            "--checkpoint-every", "8", "--warmup", "4", "--log-every", "1", "--quiet"]
     straight = tmp_path / "straight"
-    wukong(*args, "--out", straight, env={**os.environ, "WUKONG_LOG_EVERY": "1"})
+    wukong(*args, "--out", straight)
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "wukong_data", *map(str, args), "--out", str(killed)],
-                            env={**os.environ, "WUKONG_LOG_EVERY": "1"}, start_new_session=True,
+                            start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     latest = killed / "checkpoints" / "latest"
     deadline = time.monotonic() + 300
@@ -85,7 +123,7 @@ def test_resume_after_sigkill_reproduces_the_next_losses(split, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert latest.read_text() == "step_00000008"
-    wukong(*args, "--out", killed, "--resume", env={**os.environ, "WUKONG_LOG_EVERY": "1"})
+    wukong(*args, "--out", killed, "--resume")
     expected, resumed = _losses(straight), _losses(killed)
     assert sorted(expected) == list(range(1, 17))
     for step in range(9, 17):
@@ -98,10 +136,24 @@ def test_tiny_model_retrieval_far_above_chance_and_weights_only_checkpoint(tiny_
     print(f"\nheld-out retrieval on {final['n']} pairs (chance R@1 {final['chance_r@1']}): {final}")
     assert final["image_to_text"]["r@1"] >= 10 * final["chance_r@1"]
     assert final["text_to_image"]["r@1"] >= 10 * final["chance_r@1"]
-    model = load_model(run)  # safetensors + config.json + vocab.txt: no pickle involved
-    assert isinstance(model, FILIP) and (run / "vocab.txt").exists()
-    with open(run / "model.safetensors", "rb") as f:
-        assert b"\x80\x04" not in f.read(64)  # not a pickle stream
+    assert isinstance(load_model(run), FILIP) and (run / "vocab.txt").exists()
+
+
+def test_checkpoints_load_without_pickle(tiny_run, monkeypatch):
+    """The weights are a safetensors file, and loading a model never unpickles anything."""
+    from safetensors import safe_open
+
+    with safe_open(str(tiny_run / "model.safetensors"), framework="pt") as f:
+        names = set(f.keys())
+    assert names == set(FILIP(load_model(tiny_run).cfg).state_dict())
+
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("load_model unpickled something")
+
+    monkeypatch.setattr(torch, "load", no_pickle)
+    monkeypatch.setattr("pickle.load", no_pickle)
+    monkeypatch.setattr("pickle.loads", no_pickle)
+    assert isinstance(load_model(tiny_run), FILIP)
 
 
 def test_train_reference_user_errors(tmp_path):

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .errors import UserError
 from .filip.checkpoint import VOCAB, load_model
 from .filip.tokenizer import ChineseTokenizer
+from .images import image_column
 from .loaders import scan_parquet
 
 _FONTS = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
@@ -90,7 +91,9 @@ def align(build_dir: str | Path, checkpoint: str | Path, keys: list[str], out: s
     """Write OUT/KEY.png (and KEY.json: tokens, best patches, similarities) for each key."""
     model = load_model(checkpoint)
     tokenizer = ChineseTokenizer(Path(checkpoint) / VOCAB, model.cfg.context_length)
-    rows = scan_parquet(build_dir).filter(pl.col("key").is_in(keys)).select("key", "caption", "jpg").collect()
+    shards = scan_parquet(build_dir)
+    image = image_column(shards.collect_schema().names(), f"{build_dir}: final Parquet shards")
+    rows = shards.filter(pl.col("key").is_in(keys)).select("key", "caption", image).collect()
     missing = sorted(set(keys) - set(rows["key"]))
     if missing:
         raise UserError(f"{build_dir}: keys not in the exported shards: {', '.join(missing[:5])}")

@@ -8,10 +8,23 @@ from typing import List, Optional
 
 import typer
 
-from .errors import UserError
+from . import __version__
+from .errors import Incomplete, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Build Wukong-style Chinese image-text pre-training sets.")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"wukong-data {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                      help="print the version and exit")):
+    """Build Wukong-style Chinese image-text pre-training sets."""
 
 
 def _fail(message: str, code: int) -> None:
@@ -20,14 +33,16 @@ def _fail(message: str, code: int) -> None:
 
 
 def _run(fn, *args, **kwargs):
+    """User mistakes and unfinished work become one line; anything else is a bug and keeps its
+    traceback (typer's pretty exceptions are off, so Python prints it)."""
     try:
         return fn(*args, **kwargs)
     except UserError as err:
         _fail(str(err), 2)
+    except Incomplete as err:
+        _fail(str(err), 1)
     except KeyboardInterrupt:
         _fail("interrupted; run the same command again to resume", 130)
-    except RuntimeError as err:
-        _fail(str(err), 1)
 
 
 @app.command()
@@ -79,10 +94,11 @@ def stats(
 
 @app.command("train-reference")
 def train_reference(
-    data: Path = typer.Option(..., "--data", help="a build directory with exported final/ shards"),
+    data: str = typer.Option(..., "--data", help="a build directory, its final/ folder, or tar shards "
+                                                  "('shards/{00000..00099}.tar' or a glob)"),
     out: Path = typer.Option(Path("runs/filip"), "--out", help="run folder: checkpoints, metrics.jsonl, model"),
     model: str = typer.Option("tiny", "--model", help="tiny | vit-b-32 | vit-l-14"),
-    eval_data: Optional[Path] = typer.Option(None, "--eval-data", help="held-out build for retrieval R@K"),
+    eval_data: Optional[str] = typer.Option(None, "--eval-data", help="held-out shards for retrieval R@K (as --data)"),
     steps: int = typer.Option(1000, "--steps", min=1),
     batch_size: int = typer.Option(64, "--batch-size", min=2, help="per process"),
     lr: float = typer.Option(5e-4, "--lr"),
@@ -95,6 +111,7 @@ def train_reference(
     vocab: Optional[Path] = typer.Option(None, "--vocab", help="BERT vocab.txt [default: trained on the captions]"),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1),
     eval_every: int = typer.Option(0, "--eval-every", min=0),
+    log_every: int = typer.Option(10, "--log-every", min=1, help="steps between lines of metrics.jsonl"),
     workers: int = typer.Option(2, "--workers", min=0, help="data loader processes"),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(False, "--resume", help="continue from the run's latest checkpoint"),
@@ -104,11 +121,11 @@ def train_reference(
     from .filip.train import TrainConfig, train
     from .ui import UI
 
-    cfg = TrainConfig(data=str(data), out=str(out), model=model, eval_data=str(eval_data) if eval_data else None,
+    cfg = TrainConfig(data=data, out=str(out), model=model, eval_data=eval_data,
                       steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, weight_decay=weight_decay,
                       label_smoothing=label_smoothing, chunk=chunk, top_token_fraction=top_token_fraction,
                       lock_image_tower=lock_image_tower, vocab=str(vocab) if vocab else None,
-                      checkpoint_every=checkpoint_every, eval_every=eval_every, workers=workers, seed=seed,
+                      checkpoint_every=checkpoint_every, eval_every=eval_every, log_every=log_every, workers=workers, seed=seed,
                       resume=resume)
     run = _run(train, cfg, UI(quiet))
     typer.echo(f"model: {run}", err=True)

@@ -13,6 +13,7 @@ import polars as pl
 
 from .build import BuildDir
 from .errors import UserError
+from .images import IMAGE_FORMATS
 
 
 def tar_paths(build_dir: str | Path) -> list[str]:
@@ -34,7 +35,7 @@ def webdataset_pipeline(build_dir: str | Path, shuffle: int = 0, image_format: s
     dataset = wds.WebDataset(tar_paths(build_dir), shardshuffle=bool(shuffle))
     if shuffle:
         dataset = dataset.shuffle(shuffle)
-    return dataset.decode(image_format).to_tuple("jpg;png;webp", "txt")
+    return dataset.decode(image_format).to_tuple(";".join(IMAGE_FORMATS), "txt")
 
 
 def scan_parquet(build_dir: str | Path) -> pl.LazyFrame:

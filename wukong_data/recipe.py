@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import UserError
+from .images import IMAGE_FORMATS
 
 STAGE_ORDER = ("crawl", "dedupe", "filter", "score", "export")
 
@@ -132,7 +133,7 @@ class Recipe:
 _CHOICES = {
     ("input", "format"): INPUT_FORMATS,
     ("crawl", "resize_mode"): RESIZE_MODES,
-    ("crawl", "encode_format"): ("jpg", "png", "webp"),
+    ("crawl", "encode_format"): IMAGE_FORMATS,
     ("score", "device"): ("auto", "cpu", "cuda"),
     ("score", "bootstrap_model"): ("tiny", "vit-b-32", "vit-l-14"),
 }

@@ -20,6 +20,7 @@ import webdataset as wds
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from ..images import image_column
 from .tokenizer import ChineseTokenizer
 
 
@@ -39,15 +40,50 @@ class LoaderSpec:
     shuffle_buffer: int = 1000
 
 
-def shards(build_dir: str | Path) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    final = Path(build_dir) / "final"
-    sizes_file = final / "sizes.json"
-    if not sizes_file.exists():
-        from ..errors import UserError
+def shards(data: str | Path) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The WebDataset shards of `data` and their sample counts. `data` is a build directory, its
+    final/ folder (anything with a sizes.json), or tar shards as open_clip users pass them: a
+    path, a brace pattern (`shards/{00000..00099}.tar`) or a glob; counts then come from the
+    sizes.json beside them, or from the tars' member names."""
+    import glob
 
-        raise UserError(f"{build_dir}: no final/sizes.json; export a build first (wukong build ... --stage export)")
-    sizes = json.loads(sizes_file.read_text())
-    return tuple(str(final / name) for name in sizes), tuple(sizes.values())
+    from braceexpand import braceexpand
+
+    from ..errors import UserError
+
+    path = Path(data)
+    for folder in (path / "final", path):
+        if (folder / "sizes.json").is_file():
+            sizes = json.loads((folder / "sizes.json").read_text())
+            return tuple(str(folder / name) for name in sizes), tuple(sizes.values())
+    if path.is_dir():
+        raise UserError(f"{data}: no sizes.json here or in final/; pass a build directory, its final/ folder, "
+                        f"or tar shards (a brace pattern or glob)")
+    tars = [t for pattern in braceexpand(str(data)) for t in (sorted(glob.glob(pattern)) or [pattern])]
+    missing = [t for t in tars if not Path(t).is_file()]
+    if missing or not tars:
+        raise UserError(f"{data}: no such shard {missing[0] if missing else data!r}; pass a build directory, its "
+                        f"final/ folder, or tar shards (a brace pattern or glob)")
+    return tuple(tars), tuple(_count_samples(t) for t in tars)
+
+
+def _count_samples(tar: str) -> int:
+    """Samples in a shard: sizes.json beside it if it names the shard, else distinct member keys."""
+    import tarfile
+
+    beside = Path(tar).parent / "sizes.json"
+    if beside.is_file():
+        sizes = json.loads(beside.read_text())
+        if Path(tar).name in sizes:
+            return sizes[Path(tar).name]
+    with tarfile.open(tar) as f:
+        return len({name.split(".", 1)[0] for name in f.getnames()})
+
+
+def captions(tars: tuple[str, ...]) -> list[str]:
+    """Every caption (the .txt members) of the shards, for training a vocabulary."""
+    return [s["txt"].decode("utf-8") for s in wds.DataPipeline(wds.SimpleShardList(list(tars)),
+                                                                wds.tarfile_to_samples()) if "txt" in s]
 
 
 def _assignment(spec: LoaderSpec, epoch: int, rank: int, world: int) -> list[list[int]]:
@@ -128,5 +164,6 @@ def every_sample(spec: LoaderSpec):
 
 
 def _collate(raw: list[dict], spec: LoaderSpec, tokenizer: ChineseTokenizer, epoch: int = 0):
-    images = torch.stack([_transform(Image.open(io.BytesIO(s["jpg"])), spec, s["__key__"], epoch) for s in raw])
+    images = torch.stack([_transform(Image.open(io.BytesIO(s[image_column(s, s["__url__"])])), spec, s["__key__"], epoch)
+                          for s in raw])
     return images, tokenizer([s["txt"].decode("utf-8") for s in raw]), [s["__key__"] for s in raw]

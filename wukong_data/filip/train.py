@@ -19,7 +19,7 @@ import torch.distributed as dist
 
 from ..errors import UserError
 from . import checkpoint
-from .data import LoaderSpec, batches_per_epoch, loader, shards
+from .data import LoaderSpec, batches_per_epoch, captions, loader, shards
 from .evaluate import retrieval
 from .loss import filip_loss, top_tokens
 from .model import FILIP
@@ -49,7 +49,7 @@ class TrainConfig:
     vocab_size: int = 8000
     checkpoint_every: int = 500
     eval_every: int = 0
-    log_every: int = int(os.environ.get("WUKONG_LOG_EVERY", "10"))
+    log_every: int = 10
     workers: int = 2
     seed: int = 0
     resume: bool = False
@@ -114,10 +114,7 @@ def _vocab(cfg: TrainConfig, out: Path, rank: int) -> Path:
         return Path(cfg.vocab)
     vocab = out / checkpoint.VOCAB
     if rank == 0 and not vocab.exists():
-        from ..loaders import scan_parquet
-
-        captions = scan_parquet(cfg.data).select("caption").collect()["caption"].to_list()
-        ChineseTokenizer.train(captions, out, cfg.vocab_size)
+        ChineseTokenizer.train(captions(shards(cfg.data)[0]), out, cfg.vocab_size)
     if dist.is_initialized():
         dist.barrier()
     return vocab

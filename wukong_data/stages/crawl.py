@@ -14,7 +14,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from ..build import BuildDir, atomic_path, write_json_atomic
-from ..errors import UserError
+from ..errors import Incomplete, UserError
 from ..readers import read_inputs
 from ..ui import quiet_fds
 from . import StageContext
@@ -42,6 +42,15 @@ def crawl_decisions(build: BuildDir) -> pl.LazyFrame:
     return pl.scan_parquet(paths).select("key", crawl_reason().alias("reason"))
 
 
+def _from_sigint_handler(exit_: SystemExit) -> bool:
+    """Was this exit raised by img2dataset's SIGINT handler (Ctrl-C), not by anything else?"""
+    tb = exit_.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_name == "signal_handler" and \
+        tb.tb_frame.f_globals.get("__name__") == "img2dataset.main"
+
+
 class CrawlStage:
     """Normalise the URL lists, then crawl them with img2dataset."""
 
@@ -52,7 +61,7 @@ class CrawlStage:
             self._download(ctx, n_rows, n_shards)
         missing = n_shards - len(ctx.build.crawl_shards())
         if missing:
-            raise RuntimeError(
+            raise Incomplete(
                 f"crawl incomplete: {missing} of {n_shards} shards failed; run the same command again to "
                 f"retry them (details in {ctx.build.log_dir / 'crawl.log'})"
             )
@@ -139,9 +148,11 @@ class CrawlStage:
                         disallowed_header_directives=cfg.disallowed_header_directives,
                         enable_wandb=False,
                     )
-            except SystemExit:
-                # img2dataset turns Ctrl-C into exit(0); it was an interruption.
-                raise KeyboardInterrupt from None
+            except SystemExit as exit_:
+                if _from_sigint_handler(exit_):
+                    raise KeyboardInterrupt from None  # img2dataset turns Ctrl-C into exit(0)
+                raise Incomplete(f"crawl: img2dataset exited (code {exit_.code}); details in "
+                                 f"{build.log_dir / 'crawl.log'}; run the same command again to resume") from None
             finally:
                 signal.signal(signal.SIGINT, sigint)
                 stop.set()

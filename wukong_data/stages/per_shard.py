@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ..errors import ContractError
 from ..build import SHARD_ID_WIDTH, BuildDir, atomic_path, remove_stale_tmp
 from ..recipe import Recipe, stages_before
 from . import StageContext
@@ -57,8 +58,9 @@ def run_shard(task: ShardTask) -> int:
     processor = _processor(task.processor, task.config_json)
     rows = entering_rows(build, task.shard, task.prior, processor.input_columns)
     out = processor.process(rows)
-    assert out.height == rows.height and out["key"].sort().equals(rows["key"].sort()), \
-        f"{task.processor} must give one row per entering row"
+    if out.height != rows.height or not out["key"].sort().equals(rows["key"].sort()):
+        raise ContractError(f"{task.processor} gave {out.height} rows for the {rows.height} entering rows of "
+                            f"shard {task.shard}; a processor must give one row per entering row")
     with atomic_path(Path(task.out_dir) / f"{task.shard}.parquet") as tmp:
         out.write_parquet(tmp)
     return rows.height

@@ -64,7 +64,7 @@ def decide(records: pl.LazyFrame, cfg: DedupeConfig, against: pl.DataFrame | Non
 
 
 def _colours(records: pl.LazyFrame, key_ids: pl.Series) -> np.ndarray:
-    """The packed colour grids of `key_ids`, in that order, as an (n, 24) uint8 array."""
+    """The packed colour grids of `key_ids`, in that order, as an (n, 54) uint8 array."""
     found = (records.select(pl.col("key").cast(pl.UInt64).alias("key_id"), "colour")
              .join(pl.LazyFrame({"key_id": key_ids}).with_row_index("order"), on="key_id")
              .sort("order").collect())

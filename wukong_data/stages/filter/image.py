@@ -30,32 +30,44 @@ def decodes(data: bytes | None) -> bool:
 
 
 class NsfwScorer:
-    """Batched nudenet detector on onnxruntime (CUDA when available, else CPU)."""
+    """Batched nudenet detector on onnxruntime (CUDA when available, else CPU).
 
-    def __init__(self):
+    Scores follow nudenet's own reading of its detector: each anchor box belongs to its best
+    class, and a class's score in an image is its best anchor's. `threads` is onnxruntime's
+    intra-op thread count: one per engine worker, since the engine runs workers in parallel.
+    """
+
+    def __init__(self, threads: int = 1):
         import nudenet
         import onnxruntime as ort
         from nudenet import nudenet as detector
 
         self._read = detector._read_image  # nudenet's own letterbox + normalisation
-        labels = detector.__dict__["__labels"]
-        self.exposed = np.array([labels.index(c) for c in _EXPOSED])
+        self.labels: list[str] = list(detector.__dict__["__labels"])
+        self.exposed = np.array([self.labels.index(c) for c in _EXPOSED])
         available = ort.get_available_providers()
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(os.environ.get("WUKONG_ORT_THREADS", "1"))
+        options.intra_op_num_threads = threads
         model = os.path.join(os.path.dirname(nudenet.__file__), "320n.onnx")
         self.session = ort.InferenceSession(model, options, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
 
-    def scores(self, images: list[bytes], batch_size: int = 32) -> np.ndarray:
-        out = np.zeros(len(images), dtype=np.float32)
+    def class_scores(self, images: list[bytes], batch_size: int = 32) -> np.ndarray:
+        """(images, classes): each class's best anchor score, counting an anchor for its best class only."""
+        out = np.zeros((len(images), len(self.labels)), dtype=np.float32)
         for start in range(0, len(images), batch_size):
             blobs = [self._read(img, 320)[0] for img in images[start:start + batch_size]]
             (pred,) = self.session.run(None, {self.input_name: np.concatenate(blobs)})
-            # pred: (batch, 4 box values + classes, anchors); best exposed-class score per image.
-            out[start:start + len(blobs)] = pred[:, 4:, :][:, self.exposed, :].max(axis=(1, 2))
+            classes = pred[:, 4:, :]  # (batch, classes, anchors); rows 0-3 are the box
+            best = classes.max(axis=1, keepdims=True)
+            own = np.where(classes == best, classes, 0.0)  # an anchor counts for its argmax class
+            out[start:start + len(blobs)] = own.max(axis=2)
         return out
+
+    def scores(self, images: list[bytes], batch_size: int = 32) -> np.ndarray:
+        """The NSFW score per image: its best exposed-body class score."""
+        return self.class_scores(images, batch_size)[:, self.exposed].max(axis=1)
 
 
 @functools.lru_cache(maxsize=1)

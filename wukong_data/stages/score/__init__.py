@@ -50,16 +50,19 @@ class ScoreMap:
 
 
 def decide(scores: pl.DataFrame, min_score: float, keep_top_fraction: float) -> pl.Series:
-    """Reason per row of scores (key, filip_score), in its order."""
+    """Reason per row of scores (key, filip_score), in its order. A NaN score (the image did not
+    decode) is `decode_failed` and never takes a place: `keep_top_fraction` is a fraction of the
+    rows that have a score."""
+    failed = scores["filip_score"].is_nan()
     if keep_top_fraction:
-        keep = round(keep_top_fraction * scores.height)
-        order = scores.with_row_index().sort(["filip_score", "key"], descending=[True, False], nulls_last=True)
-        kept = set(order["index"][:keep].to_list())
-        low = pl.Series([i not in kept for i in range(scores.height)])
+        scored = scores.with_row_index().filter(~failed)
+        keep = round(keep_top_fraction * scored.height)
+        best = scored.sort(["filip_score", "key"], descending=[True, False])["index"][:keep]
+        low = ~pl.Series(range(scores.height)).is_in(best.implode())
     else:
         low = scores["filip_score"] < min_score
-    reason = pl.when(scores["filip_score"].is_nan()).then(pl.lit("decode_failed")) \
-        .when(low).then(pl.lit("low_filip_score")).otherwise(pl.lit(None, pl.String))
+    reason = pl.when(failed).then(pl.lit("decode_failed")).when(low).then(pl.lit("low_filip_score")) \
+        .otherwise(pl.lit(None, pl.String))
     return scores.select(reason.alias("reason"))["reason"]
 
 
@@ -88,6 +91,11 @@ class ScoreStage:
             return scores.select("key", reason=decide(scores, cfg.min_score, cfg.keep_top_fraction))
 
         run_two_phase(ctx, "score", "wukong_data.stages.score:ScoreMap", reduce, carry=["filip_score"], config=config)
+        counts = ctx.build.decisions("score").group_by(pl.col("reason") == "decode_failed").len().collect()
+        failed = counts.filter(pl.col("reason"))["len"].sum()
+        if failed > 0.01 * counts["len"].sum():
+            ctx.ui.print(f"[bold yellow]score: {failed:,} of {counts['len'].sum():,} images could not be decoded "
+                         f"(decode_failed); check [crawl].encode_format and the crawl's images[/]")
 
     def _bootstrap(self, ctx: StageContext, folder: Path) -> Path:
         """Train the `tiny` (or configured) reference model on the rows kept so far."""

@@ -1,6 +1,7 @@
 """Batched pair scoring with a FILIP checkpoint: (image->text + text->image) / 2 of each pair's
-own token-wise similarity, so the cost is linear in rows. CPU: Pillow decode; CUDA: nvJPEG decode
-on the GPU (torchvision.io.decode_jpeg) and bf16."""
+own token-wise similarity, so the cost is linear in rows. Images are decoded by format, a batch
+at a time (decode_batch: JPEGs together through torchvision's decode_jpeg, on the GPU when
+scoring there; other formats per image on the CPU); bf16 on CUDA."""
 from __future__ import annotations
 
 import io
@@ -13,8 +14,51 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from ...filip.checkpoint import VOCAB, load_model
+from ...images import decodable_size
 from ...filip.loss import pair_scores
 from ...filip.tokenizer import ChineseTokenizer
+
+
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def _decode_on_cpu(data: bytes) -> torch.Tensor | None:
+    """(3, H, W) uint8 RGB by torchvision, then Pillow for what it cannot read; None if neither can."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    try:
+        return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    except Exception:  # noqa: BLE001 - a format or variant torchvision lacks: try Pillow
+        pass
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
+    except Exception:  # noqa: BLE001 - undecodable: the row gets no score
+        return None
+
+
+def decode_batch(images: list[bytes], device: torch.device) -> list[torch.Tensor | None]:
+    """Each image as a (3, H, W) uint8 RGB tensor on `device`, or None where it cannot be decoded
+    (or declares more than MAX_PIXELS). JPEGs are decoded together in one decode_jpeg call (on a
+    GPU, nvJPEG: several times faster than one call per image); if that call fails (one bad
+    image fails the whole call), each JPEG is retried alone on the CPU, like the other formats."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    out: list[torch.Tensor | None] = [None] * len(images)
+    safe = [i for i, data in enumerate(images) if data and decodable_size(data)]
+    jpegs = [i for i in safe if images[i].startswith(_JPEG_MAGIC)]
+    if jpegs:
+        try:
+            raw = [torch.frombuffer(bytearray(images[i]), dtype=torch.uint8) for i in jpegs]
+            for i, tensor in zip(jpegs, decode_jpeg(raw, mode=ImageReadMode.RGB, device=device)):
+                out[i] = tensor
+        except Exception:  # noqa: BLE001 - fall back to one image at a time
+            pass
+    for i in safe:
+        if out[i] is None:
+            tensor = _decode_on_cpu(images[i])
+            out[i] = tensor.to(device) if tensor is not None else None
+    return out
 
 
 class Scorer:
@@ -37,29 +81,15 @@ class Scorer:
         image = TF.center_crop(TF.resize(image, size, antialias=True), size)
         return (image.float() / 255 - self.mean) / self.std
 
-    def _decode(self, data: bytes) -> torch.Tensor | None:
-        try:
-            if self.device.type == "cuda":
-                from torchvision.io import ImageReadMode, decode_jpeg
-
-                raw = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-                return decode_jpeg(raw, mode=ImageReadMode.RGB, device=self.device)
-            with Image.open(io.BytesIO(data)) as image:
-                array = np.array(image.convert("RGB"))
-            return torch.from_numpy(array).permute(2, 0, 1).to(self.device)
-        except Exception:  # noqa: BLE001 - an undecodable image gets no score
-            return None
-
     @torch.no_grad()
     def score(self, images: list[bytes], captions: list[str]) -> np.ndarray:
         out = np.full(len(images), math.nan, dtype=np.float32)
         for start in range(0, len(images), self.batch_size):
-            decoded = [(i, self._decode(images[i])) for i in range(start, min(start + self.batch_size, len(images)))]
-            decoded = [(i, t) for i, t in decoded if t is not None]
-            if not decoded:
+            decoded = decode_batch(images[start:start + self.batch_size], self.device)
+            rows = [start + i for i, t in enumerate(decoded) if t is not None]
+            if not rows:
                 continue
-            rows = [i for i, _ in decoded]
-            batch = torch.stack([self._prepare(t) for _, t in decoded])
+            batch = torch.stack([self._prepare(t) for t in decoded if t is not None])
             ids = self.tokenizer([captions[i] for i in rows]).to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
                 img, txt, mask = self.model(batch, ids)
@@ -91,6 +121,8 @@ class ClipScorer:
         for start in range(0, len(images), self.batch_size):
             rows, batch = [], []
             for i in range(start, min(start + self.batch_size, len(images))):
+                if not decodable_size(images[i]):
+                    continue
                 try:
                     with Image.open(io.BytesIO(images[i])) as image:
                         batch.append(self.preprocess(image.convert("RGB")))
