@@ -107,3 +107,82 @@ def test_global_clip_score_from_local_open_clip_weights(url_list, tmp_path):
     scores = decisions.filter(pl.col("reason") != "decode_failed")["filip_score"]
     assert scores.null_count() == 0 and scores.is_between(-1, 1).all()
     assert abs(decisions["reason"].is_null().sum() - 0.5 * decisions.height) <= 1
+
+
+def test_keep_top_fraction_never_gives_a_place_to_an_undecodable_image():
+    scores = pl.DataFrame({"key": [f"{i:07d}" for i in range(10)],
+                           "filip_score": pl.Series([np.nan, np.nan] + [i / 10 for i in range(8)], dtype=pl.Float32)})
+    reasons = decide(scores, 0.0, 0.5).to_list()
+    assert reasons[:2] == ["decode_failed", "decode_failed"]
+    assert reasons[2:] == ["low_filip_score"] * 4 + [None] * 4  # half of the 8 scored rows, the best
+
+
+def _encoded(fmt: str) -> bytes:
+    from wukong_data.demo.synth import draw
+
+    buf = io.BytesIO()
+    draw("红色", "圆形", "中间", "白色").save(buf, {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}[fmt])
+    return buf.getvalue()
+
+
+def test_decode_batch_reads_every_format_and_refuses_bad_or_oversized_images():
+    import torch
+
+    from wukong_data.stages.score.scorer import decode_batch
+
+    bomb = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(bomb, "PNG")  # 50 KB that would decode to 400M pixels
+    images = [_encoded("jpg"), _encoded("png"), _encoded("webp"), b"<html>", _encoded("jpg")[:200], bomb.getvalue()]
+    decoded = decode_batch(images, torch.device("cpu"))
+    for tensor in decoded[:3]:
+        assert tensor.shape == (3, 256, 288) and tensor.dtype == torch.uint8
+    assert (decoded[0].float() - decoded[1].float()).abs().mean() < 3  # the same picture
+    assert decoded[3] is None and decoded[5] is None
+
+
+def test_clip_score_pairs_each_image_with_its_own_caption(tmp_path):
+    """The stage's CLIP scorer gives exactly the cosine open_clip gives for each (image, caption)
+    pair: a swapped, shifted or ignored caption would not."""
+    import open_clip
+    import torch
+
+    from conftest import ASSETS
+    from wukong_data.demo.synth import COLOURS, SHAPES, draw, jpeg
+    from wukong_data.stages.score.scorer import ClipScorer
+
+    name = f"local-dir:{ASSETS / 'tiny-clip'}"
+    torch.manual_seed(0)
+    torch.save(open_clip.create_model(name).state_dict(), tmp_path / "clip.pt")
+    scorer = ClipScorer(name, tmp_path / "clip.pt", "cpu", batch_size=3)
+    images = [jpeg(draw(c, s, "中间", "白色")) for c, s in zip(list(COLOURS)[:5], SHAPES * 2)]
+    captions = [f"a photo of number {i}" for i in range(5)]
+    got = scorer.score(images, captions)
+    model, tokenizer = scorer.model, open_clip.get_tokenizer(name)
+    with torch.no_grad():
+        for i, (data, caption) in enumerate(zip(images, captions)):
+            image = scorer.preprocess(Image.open(io.BytesIO(data)).convert("RGB"))[None]
+            expected = (model.encode_image(image, normalize=True) * model.encode_text(tokenizer([caption]),
+                                                                                      normalize=True)).sum()
+            assert got[i] == pytest.approx(expected.item(), abs=1e-5), i
+    assert not np.allclose(scorer.score(images, captions[1:] + captions[:1]), got, atol=1e-4)
+
+
+def test_png_build_scores_trains_and_aligns(url_list, tiny_run, tmp_path):
+    """encode_format = "png" all the way: the score stage decodes it (no decode_failed), and
+    train-reference and align read the png column, from a build, its final/ folder or tar shards."""
+    recipe = tmp_path / "png.toml"
+    recipe.write_text(f'stages = ["crawl", "score", "export"]\n[crawl]\nsamples_per_shard = 40\nencode_format = "png"\nencode_quality = 6\n'
+                      f'[score]\ncheckpoint = "{tiny_run}"\nmin_score = -1.0\n[export]\nsamples_per_shard = 30\n')
+    out = tmp_path / "b"
+    wukong("build", recipe, "--input", url_list, "--out", out, "--limit", "80", "--quiet")
+    decisions = pl.read_parquet(sorted((out / "score").glob("[0-9]*.parquet")))
+    assert decisions.height > 60 and decisions["reason"].null_count() == decisions.height
+    assert pl.read_parquet(sorted((out / "final").glob("*.parquet"))).columns.count("png") == 1
+    for data in (out, out / "final", f"{out}/final/{{00000..00001}}.tar", f"{out}/final/*.tar"):
+        run = tmp_path / f"run{hash(str(data))}"
+        wukong("train-reference", "--data", data, "--out", run, "--steps", "1", "--batch-size", "8", "--workers", "0",
+               "--quiet")
+        assert (run / "model.safetensors").exists()
+    key = decisions["key"][0]
+    wukong("align", out, "--checkpoint", tiny_run, "--keys", key, "--out", tmp_path / "align")
+    assert (tmp_path / "align" / f"{key}.png").exists()

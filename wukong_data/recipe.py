@@ -244,6 +244,12 @@ def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
                 getattr(recipe.filter, key)[i] = str(base_dir / path)
             elif not path.is_file() and not (resources.files("wukong_data.filters") / name).is_file():
                 raise UserError(f"{source}: [filter].{key}: {name!r} is neither a file nor a bundled word list")
+    quality = recipe.crawl.encode_quality
+    if recipe.crawl.encode_format == "png" and not 0 <= quality <= 9:
+        raise UserError(f"{source}: [crawl].encode_quality is the PNG compression level for encode_format = "
+                        f"\"png\" and must be between 0 and 9, got {quality}")
+    if recipe.crawl.encode_format != "png" and not 0 <= quality <= 100:
+        raise UserError(f"{source}: [crawl].encode_quality must be between 0 and 100, got {quality}")
     if not recipe.export.formats:
         raise UserError(f"{source}: [export].formats must name at least one format")
     if recipe.input.path and base_dir is not None and "://" not in recipe.input.path:

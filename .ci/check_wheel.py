@@ -1,0 +1,23 @@
+"""Run from outside the source tree, in an environment where the wheel is installed (not
+editable): every module of the source tree imports from the installed package, and every recipe
+and filter list of the source tree ships in it. A module or data file missing from the wheel
+fails here."""
+import importlib
+import sys
+from importlib import resources
+from pathlib import Path
+
+source = Path(sys.argv[1]).resolve()
+modules = sorted(".".join(p.relative_to(source).with_suffix("").parts).removesuffix(".__init__")
+                 for p in (source / "wukong_data").rglob("*.py") if p.name != "__main__.py")
+for name in modules:
+    module = importlib.import_module(name)
+    if source in Path(module.__file__).resolve().parents:
+        sys.exit(f"{name} was imported from the source tree ({module.__file__}), not from the installed wheel")
+for package, folder, pattern in (("wukong_data.pipelines", "pipelines", "*.toml"),
+                                 ("wukong_data.filters", "filters", "*.txt")):
+    shipped = {p.name for p in resources.files(package).iterdir()}
+    missing = {p.name for p in (source / folder).glob(pattern)} - shipped
+    if missing:
+        sys.exit(f"{package} lacks {sorted(missing)}")
+print(f"wheel ok: {len(modules)} modules, recipes and filter lists present")
