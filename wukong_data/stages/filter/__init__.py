@@ -1,8 +1,8 @@
 """Filter: Wukong's image and text rules, cheap ones first.
 
 Order: image size and aspect (crawl metadata) -> meaningless caption -> language ->
-sensitive text -> NSFW text -> word count (one segmenter pass, which also finds the person
-names to mask) -> decode check -> NSFW image model. A row leaves at its
+sensitive text -> NSFW text -> word count (one segmenter pass, whose tags also pick the
+captions the name recogniser reads) -> person names masked -> decode check -> NSFW image model. A row leaves at its
 first failed rule with that rule's reason; every row carries the values computed for it.
 """
 from __future__ import annotations
@@ -14,9 +14,10 @@ import polars as pl
 from ...recipe import FilterConfig
 from .image import decodes, nsfw_scorer
 from .language import identify
+from .names import mask_names, may_hold_name, recogniser
 from .normalise import normalise
 from .patterns import contains_any, is_meaningless, read_words, resolve_list
-from .words import count_words, mask_names, tag
+from .words import count_words, tag
 
 
 @dataclass
@@ -25,15 +26,13 @@ class TextRules:
     generic: list[str]
     sensitive: list[str]
     nsfw: list[str]
-    not_names: frozenset[str]
 
     @classmethod
     def from_config(cls, cfg: FilterConfig) -> "TextRules":
         def words(key):
             return read_words([resolve_list(n, f"[filter].{key}") for n in getattr(cfg, key)])
 
-        return cls(cfg, words("generic_words"), words("sensitive_words"), words("nsfw_words"),
-                   frozenset(words("not_person_names")))
+        return cls(cfg, words("generic_words"), words("sensitive_words"), words("nsfw_words"))
 
     def apply(self, raw_captions: pl.Series, reasons: list) -> pl.DataFrame:
         """Text rules over captions; fills `reasons` (None = still kept) in place.
@@ -54,8 +53,9 @@ class TextRules:
             lang = lang.with_row_index().update(found.with_columns(index=pl.Series(alive, dtype=pl.UInt32)),
                                                 on="index").drop("index")
             if cfg.chinese_only:
+                kept = {"zh", "yue"} if cfg.keep_cantonese else {"zh"}
                 for i, code in zip(alive, found["lang"]):
-                    if code != "zh":
+                    if code not in kept:
                         reasons[i] = "not_chinese"
         for reason, words in (("sensitive_text", self.sensitive), ("nsfw_text", self.nsfw)):
             for i in contains_any(captions, words).arg_true():
@@ -63,6 +63,7 @@ class TextRules:
 
         out_captions = captions.to_list()
         n_words, n_masked = [None] * n, [None] * n
+        to_mask = []
         for i in range(n):
             if reasons[i] is not None:
                 continue
@@ -73,7 +74,14 @@ class TextRules:
             elif n_words[i] > cfg.max_words:
                 reasons[i] = "too_many_words"
             elif cfg.mask_person_names:
-                out_captions[i], n_masked[i] = mask_names(out_captions[i], tags, cfg.person_name_placeholder, self.not_names)
+                n_masked[i] = 0
+                if may_hold_name(tags):
+                    to_mask.append(i)
+        if to_mask:
+            masked = mask_names([out_captions[i] for i in to_mask], recogniser(threads=1),
+                                cfg.person_name_placeholder, cfg.name_batch_size)
+            for i, (caption, count) in zip(to_mask, masked):
+                out_captions[i], n_masked[i] = caption, count
         return lang.with_columns(
             caption=pl.Series(out_captions, dtype=pl.String),
             n_words=pl.Series(n_words, dtype=pl.Int32),
