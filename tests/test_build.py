@@ -54,11 +54,11 @@ def test_final_tar_parquet_and_sizes_agree(demo_build):
     for name, count in sizes.items():
         with tarfile.open(final / name) as tar:
             names = tar.getnames()
-        keys = sorted({n.split(".")[0] for n in names})
+        keys = list(dict.fromkeys(n.split(".")[0] for n in names))  # in the tar's order
         assert len(keys) == count and len(names) == 3 * count
         assert {n.split(".", 1)[1] for n in names} == {"jpg", "txt", "json"}
         parquet = pl.read_parquet(final / name.replace(".tar", ".parquet"))
-        assert parquet["key"].to_list() == keys
+        assert parquet["key"].to_list() == keys  # the same rows in the same order in both formats
         assert {"key", "url", "caption", "jpg", "width", "height"} <= set(parquet.columns)
     assert not list(final.glob(".*tmp*")), "temporary files left in final/"
 
@@ -98,3 +98,16 @@ def test_refuses_a_foreign_output_directory(url_list, tmp_path):
     (tmp_path / "mine.txt").write_text("precious")
     proc = wukong("build", "demo", "--input", url_list, "--out", tmp_path, check=False)
     assert proc.returncode == 2 and "is not a build directory" in proc.stderr
+
+
+def test_demo_build_decides_as_recorded(demo_build):
+    """The demo's decisions, stage by stage, and its final keys, as recorded in
+    tests/assets/demo_decisions.json; a change that moves them must say why and re-record."""
+    from conftest import ASSETS
+
+    expected = json.loads((ASSETS / "demo_decisions.json").read_text())
+    build = BuildDir(demo_build)
+    for stage, rejected in expected["rejected"].items():
+        found = build.decisions(stage).filter(pl.col("reason").is_not_null()).collect()
+        assert dict(found.iter_rows()) == rejected, stage
+    assert sorted(final_keys(demo_build)) == expected["final"]

@@ -2,7 +2,6 @@
 import csv
 import random
 
-import numpy as np
 import polars as pl
 import pytest
 
@@ -10,7 +9,6 @@ from conftest import wukong
 from images import cropped, jpeg, resized, scene
 from wukong_data.demo.server import serve
 from wukong_data.demo.synth import draw
-from wukong_data.stages.dedupe.near import pairs_within
 from wukong_data.stages.dedupe.signatures import normalise_url
 
 SHARD = 20  # crawl samples_per_shard: duplicate groups span shards
@@ -114,20 +112,22 @@ def test_same_survivors_with_one_or_two_workers(builds):
     assert _decisions(builds[1]).equals(_decisions(builds[2]))
 
 
+@pytest.mark.parametrize("partitions", [1, 7, 64])
+def test_same_decisions_for_any_partition_count(builds, partitions, tmp_path):
+    """The partitioned reduces (exact rules, near-duplicate collapse) decide as one global pass."""
+    import shutil
+
+    out = tmp_path / "b"
+    shutil.copytree(builds[2], out)
+    recipe = builds[2].parent / f"p{partitions}.toml"
+    recipe.write_text(RECIPE.replace("[dedupe]", f"[dedupe]\npartitions = {partitions}"))
+    wukong("build", recipe, "--input", builds[2].parent / "urls.csv", "--out", out, "--stage", "dedupe", "--force",
+           "--workers", 2, "--quiet")
+    assert _decisions(out).equals(_decisions(builds[2]))
+
+
 def test_url_normalisation():
     assert normalise_url("HTTP://Example.COM:80/a/B.jpg#frag") == "http://example.com/a/B.jpg"
     assert normalise_url("https://example.com:443/x?y=1") == "https://example.com/x?y=1"
     assert normalise_url("https://example.com:8443/x") == "https://example.com:8443/x"
     assert normalise_url("http://example.com") == "http://example.com/"
-
-
-def test_faiss_search_is_exact_within_the_radius():
-    rng = np.random.default_rng(0)
-    hashes = rng.integers(0, 2**63, 3000, dtype=np.uint64)
-    for r in range(8):  # plant neighbours at every distance up to the radius
-        flip = rng.choice(64, size=r, replace=False)
-        hashes[100 + r] = hashes[r] ^ np.uint64(sum(1 << int(b) for b in flip))
-    i, j = pairs_within(hashes, 7)
-    bits = np.unpackbits(hashes.view(np.uint8).reshape(-1, 8), axis=1)
-    brute = {(a, b) for a in range(len(hashes)) for b in np.nonzero((bits[a] != bits[a + 1:]).sum(1) <= 7)[0] + a + 1}
-    assert set(zip(i.tolist(), j.tolist())) == brute and len(brute) >= 8

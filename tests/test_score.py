@@ -10,7 +10,6 @@ from PIL import Image
 
 from conftest import wukong
 from wukong_data.demo.synth import COLOURS
-from wukong_data.stages.score import decide
 from wukong_data.stages.score.scorer import Scorer
 
 
@@ -28,18 +27,6 @@ def test_matched_pairs_score_above_shuffled_ones(tiny_run, split):
     print(f"\nROC-AUC matched vs shuffled on {len(images)} held-out pairs: {auc:.3f}")
     assert auc >= 0.9
     assert np.isnan(scorer.score([b"not an image"], ["红色的圆形"]))[0]
-
-
-@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9, 0.333])
-def test_keep_top_fraction_keeps_that_fraction(fraction):
-    rng = np.random.default_rng(0)
-    scores = pl.DataFrame({"key": [f"{i:07d}" for i in range(1001)],
-                           "filip_score": rng.choice(np.linspace(0, 1, 50), 1001).astype(np.float32)})  # ties
-    reasons = decide(scores, 0.0, fraction)
-    kept = reasons.is_null().sum()
-    assert abs(kept - fraction * 1001) <= 1
-    kept_scores = scores.filter(reasons.is_null())["filip_score"]
-    assert kept_scores.min() >= scores.filter(reasons.is_not_null())["filip_score"].max()
 
 
 def test_demo_build_scores_and_catches_mismatched_captions(demo_build, samples):
@@ -107,14 +94,6 @@ def test_global_clip_score_from_local_open_clip_weights(url_list, tmp_path):
     scores = decisions.filter(pl.col("reason") != "decode_failed")["filip_score"]
     assert scores.null_count() == 0 and scores.is_between(-1, 1).all()
     assert abs(decisions["reason"].is_null().sum() - 0.5 * decisions.height) <= 1
-
-
-def test_keep_top_fraction_never_gives_a_place_to_an_undecodable_image():
-    scores = pl.DataFrame({"key": [f"{i:07d}" for i in range(10)],
-                           "filip_score": pl.Series([np.nan, np.nan] + [i / 10 for i in range(8)], dtype=pl.Float32)})
-    reasons = decide(scores, 0.0, 0.5).to_list()
-    assert reasons[:2] == ["decode_failed", "decode_failed"]
-    assert reasons[2:] == ["low_filip_score"] * 4 + [None] * 4  # half of the 8 scored rows, the best
 
 
 def _encoded(fmt: str) -> bytes:

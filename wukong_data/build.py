@@ -1,10 +1,16 @@
 """The build directory: paths, manifest, atomic writes and the row decisions of each stage.
 
-    DIR/manifest.json          resolved recipe, package versions, per-stage status and counts
-    DIR/input/NNNNN.parquet    the input rows, normalised (url, caption, invalid_url)
-    DIR/crawl/NNNNN.parquet    img2dataset's output; NNNNN_stats.json marks the shard complete
-    DIR/<stage>/NNNNN.parquet  one per crawl shard: key, reason (null = kept), stage columns
-    DIR/final/                 the exported shards and sizes.json
+    DIR/manifest.json              resolved recipe, package versions, key layout, per-stage status
+                                   and counts (rows in, kept, rejected per reason)
+    DIR/input/NNNNN.parquet        the input rows, normalised (url, caption, invalid_url)
+    DIR/crawl/NNNNN.parquet        img2dataset's output; NNNNN_stats.json marks the shard complete
+    DIR/<stage>/NNNNN.parquet      one per crawl shard: key, reason (null = kept), stage columns
+    DIR/<stage>/NNNNN.counts.json  beside each decision file: rows in, kept, rejected per reason
+    DIR/final/                     the exported shards and sizes.json
+
+Keys are img2dataset's: the crawl shard id (`shard_digits` wide), then the row's index in the
+shard (`row_digits` wide). Both widths are fixed when the input is prepared and kept in the
+manifest; every key/shard computation goes through `KeyLayout`.
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import contextlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -20,16 +27,20 @@ import polars as pl
 from .errors import UserError
 
 MANIFEST = "manifest.json"
-# img2dataset's key layout: the crawl shard id (5 digits), then the row's index in that shard.
-SHARD_ID_WIDTH = 5
+COUNTS = ".counts.json"
 _VERSIONED_PACKAGES = ("wukong-data", "img2dataset", "pyarrow", "polars", "pillow", "webdataset")
+
+
+def temporary_path(final: Path) -> Path:
+    """Where `final` is written before it is renamed into place (remove_stale_tmp finds these)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
 
 
 @contextlib.contextmanager
 def atomic_path(final: Path):
     """Yield a temporary path beside `final`; rename it to `final` only if the block succeeds."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    tmp = temporary_path(final)
     try:
         yield tmp
         os.replace(tmp, final)
@@ -58,9 +69,66 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+@dataclass(frozen=True)
+class KeyLayout:
+    """img2dataset's key: shard id then row index, zero-padded to fixed widths."""
+
+    shard_digits: int
+    row_digits: int
+
+    @classmethod
+    def for_crawl(cls, n_shards: int, samples_per_shard: int) -> "KeyLayout":
+        # img2dataset pads shard ids to `oom_shard_count` digits (we pass this width) and row
+        # indices to ceil(log10(samples_per_shard)) digits.
+        row_digits = len(str(samples_per_shard - 1)) if samples_per_shard > 1 else 0
+        return cls(max(5, len(str(max(0, n_shards - 1)))), row_digits)
+
+    def shard_name(self, shard_id: int) -> str:
+        return f"{shard_id:0{self.shard_digits}d}"
+
+    def shard_of(self, key: str) -> str:
+        return key[:self.shard_digits]
+
+    def key_range(self, shard: str) -> tuple[int, int]:
+        """[lo, hi) of the integer keys (int(key)) of a crawl shard."""
+        lo = int(shard) * 10 ** self.row_digits
+        return lo, lo + 10 ** self.row_digits
+
+    def key_expr(self, key_id: pl.Expr) -> pl.Expr:
+        """The string key of an integer key column."""
+        return key_id.cast(pl.String).str.zfill(self.shard_digits + self.row_digits)
+
+
+@dataclass
+class Counts:
+    """A decision file's accounting: rows in = kept + rejected (per reason)."""
+
+    rows_in: int = 0
+    kept: int = 0
+    rejected: dict[str, int] | None = None
+
+    @classmethod
+    def of(cls, reasons: pl.Series) -> "Counts":
+        rejected = reasons.drop_nulls().value_counts(sort=True)
+        return cls(reasons.len(), reasons.null_count(), dict(rejected.iter_rows()))
+
+    def add(self, other: "Counts") -> None:
+        self.rows_in += other.rows_in
+        self.kept += other.kept
+        rejected = dict(self.rejected or {})
+        for reason, n in (other.rejected or {}).items():
+            rejected[reason] = rejected.get(reason, 0) + n
+        self.rejected = rejected
+
+    def to_dict(self) -> dict:
+        rejected = dict(sorted((self.rejected or {}).items(), key=lambda kv: (-kv[1], kv[0])))
+        return {"rows_in": self.rows_in, "kept": self.kept, "rejected": rejected}
+
+
 class BuildDir:
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self._layout: KeyLayout | None = None
 
     def prepare(self) -> None:
         """Create the directory, refusing a non-empty one that is not a build."""
@@ -108,6 +176,15 @@ class BuildDir:
         manifest.setdefault("stages", {}).setdefault(stage, {}).update(status)
         self.update_manifest(stages=manifest["stages"])
 
+    @property
+    def layout(self) -> KeyLayout:
+        if self._layout is None:
+            keys = self.read_manifest().get("keys")
+            if keys is None:
+                raise UserError(f"{self.root}: no key layout in {MANIFEST}; run the crawl stage first")
+            self._layout = KeyLayout(**keys)
+        return self._layout
+
     # --- shards and decisions -------------------------------------------------------------
 
     def crawl_shards(self) -> list[str]:
@@ -119,28 +196,53 @@ class BuildDir:
             if (crawl / f"{p.name[: -len('_stats.json')]}.parquet").exists()
         )
 
-    @staticmethod
-    def shard_of(key: str) -> str:
-        return key[:SHARD_ID_WIDTH]
-
     def crawl_path(self, shard: str) -> Path:
         return self.stage_dir("crawl") / f"{shard}.parquet"
 
-    def decisions(self, stage: str) -> pl.LazyFrame:
-        """key and reason of every row that entered `stage` (reason null = kept)."""
+    def decision_path(self, stage: str, shard: str) -> Path:
+        return self.stage_dir(stage) / f"{shard}.parquet"
+
+    def write_decisions(self, stage: str, shard: str, frame: pl.DataFrame) -> Counts:
+        """A shard's decisions (key, reason, columns) and their counts, both atomically. The counts
+        go first: a decision file under its final name always has its counts beside it."""
+        counts = Counts.of(frame["reason"])
+        path = self.decision_path(stage, shard)
+        write_json_atomic(path.with_name(shard + COUNTS), counts.to_dict())
+        with atomic_path(path) as tmp:
+            frame.write_parquet(tmp)
+        return counts
+
+    def shard_counts(self, stage: str, shard: str) -> Counts:
+        data = json.loads((self.stage_dir(stage) / (shard + COUNTS)).read_text())
+        return Counts(data["rows_in"], data["kept"], data["rejected"])
+
+    def stage_counts(self, stage: str, shards: list[str] | None = None) -> Counts:
+        """The sum of the counts files of a stage's shards (all crawl shards by default)."""
+        total = Counts()
+        for shard in self.crawl_shards() if shards is None else shards:
+            total.add(self.shard_counts(stage, shard))
+        return total
+
+    def scan_crawl(self, shard: str) -> pl.LazyFrame:
+        """A crawl shard's rows: img2dataset's columns, image bytes included (read lazily)."""
+        return pl.scan_parquet(self.crawl_path(shard))
+
+    def scan_decisions(self, stage: str, shard: str) -> pl.LazyFrame:
+        """key, reason (null = kept) and the stage's columns, for each row that entered `stage`.
+        The crawl's reasons are derived from img2dataset's status columns."""
         if stage == "crawl":
-            from .stages.crawl import crawl_decisions
+            from .stages.crawl import crawl_reason
 
-            return crawl_decisions(self)
-        paths = sorted(self.stage_dir(stage).glob("[0-9]*.parquet"))
-        if not paths:
+            return self.scan_crawl(shard).select("key", crawl_reason().alias("reason"))
+        return pl.scan_parquet(self.decision_path(stage, shard))
+
+    def decisions(self, stage: str) -> pl.LazyFrame:
+        """key and reason of every row that entered `stage`, over all shards."""
+        shards = [s for s in self.crawl_shards() if stage == "crawl" or self.decision_path(stage, s).exists()]
+        if not shards:
             return pl.LazyFrame(schema={"key": pl.String, "reason": pl.String})
-        return pl.scan_parquet(paths).select("key", "reason")
+        return pl.concat([self.scan_decisions(stage, s).select("key", "reason") for s in shards])
 
-    def kept_keys(self, stages: list[str]) -> pl.LazyFrame:
-        """Keys kept by every one of `stages` (which must start with crawl)."""
-        kept = self.decisions(stages[0]).filter(pl.col("reason").is_null()).select("key")
-        for stage in stages[1:]:
-            rejected = self.decisions(stage).filter(pl.col("reason").is_not_null()).select("key")
-            kept = kept.join(rejected, on="key", how="anti")
-        return kept
+    def kept(self, stage: str, shard: str) -> pl.LazyFrame:
+        """Keys of a shard's rows kept by `stage` (and so by every stage before it)."""
+        return self.scan_decisions(stage, shard).filter(pl.col("reason").is_null()).select("key")

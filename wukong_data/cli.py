@@ -71,7 +71,7 @@ def build(
         ui = UI(quiet)
         built = run_build(r, str(out or Path("build") / r.name), only=stage or None,
                           engine=make_engine(engine, workers or r.crawl.processes), limit=limit, force=force, ui=ui)
-        render(collect(built.root), ui.console)
+        render(collect(built.root, summaries=False), ui.console)
 
     _run(go)
 

@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import importlib
+import json
 import shutil
 import time
 
-from .build import BuildDir
-from .errors import UserError
+from .build import BuildDir, Counts
+from .errors import ContractError, UserError
 from .recipe import STAGE_ORDER, Recipe, stages_before
 from .stages import StageContext
 from .stages.crawl import CrawlStage
 from .stages.export import ExportStage
 from .stages.per_shard import ShardStage
-from .stats import stage_counts
 from .ui import UI
 
 # Stages whose dependencies are extras (filter, dedupe) are imported only when they run.
@@ -30,6 +30,25 @@ def _clear(build: BuildDir, stages: list[str]) -> None:
         shutil.rmtree(build.final_dir if stage == "export" else build.stage_dir(stage), ignore_errors=True)
         if stage == "crawl":
             shutil.rmtree(build.input_dir, ignore_errors=True)
+
+
+def account(build: BuildDir, stages: list[str], stage: str) -> dict:
+    """A finished stage's counts for the manifest, from its per-shard counts files; checks that
+    each shard's rows in are exactly the rows the stage before kept (principle 1)."""
+    if stage == "export":
+        manifest = build.read_manifest()
+        rows_in = manifest["stages"][stages_before(stages, "export")[-1]]["kept"]
+        sizes = json.loads((build.final_dir / "sizes.json").read_text())
+        return {"rows_in": rows_in, "kept": sum(sizes.values()), "rejected": {}, "shards": len(sizes)}
+    previous = stages_before(stages, stage)[-1] if stage != "crawl" else None
+    total = Counts()
+    for shard in build.crawl_shards():
+        counts = build.shard_counts(stage, shard)
+        if previous and counts.rows_in != build.shard_counts(previous, shard).kept:
+            raise ContractError(f"stage {stage}, shard {shard}: {counts.rows_in} rows in, but stage {previous} "
+                                f"kept {build.shard_counts(previous, shard).kept}")
+        total.add(counts)
+    return total.to_dict()
 
 
 def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine=None,
@@ -61,5 +80,5 @@ def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine
                 )
         build.set_stage_status(stage, status="running", started=time.time())
         STAGES[stage]().run(ctx)
-        build.set_stage_status(stage, status="done", finished=time.time(), **stage_counts(build, recipe.stages, stage))
+        build.set_stage_status(stage, status="done", finished=time.time(), **account(build, recipe.stages, stage))
     return build

@@ -65,6 +65,7 @@ class DedupeConfig:
     colour_tolerance: int = 2  # largest difference of any cell of the 6x6 colour grids, 0-15 scale
     max_caption_count: int = 10  # captions seen more often are dropped; 0 keeps all
     against: list[str] = field(default_factory=list)  # evaluation images to decontaminate against
+    partitions: int = 0  # hash-range partitions of the global steps; 0: one per 4M rows
 
 
 @dataclass
@@ -112,6 +113,9 @@ class ScoreConfig:
 class ExportConfig:
     samples_per_shard: int = 10000
     formats: list[str] = field(default_factory=lambda: list(EXPORT_FORMATS))
+    shuffle: bool = True  # final shards mix rows from shuffle_group crawl shards drawn across the build
+    shuffle_group: int = 16
+    seed: int = 0
 
 
 @dataclass
@@ -141,7 +145,7 @@ _CHOICES = {
 _POSITIVE = {("crawl", "image_size"), ("crawl", "processes"), ("crawl", "threads"),
              ("crawl", "samples_per_shard"), ("crawl", "timeout"), ("export", "samples_per_shard"),
              ("filter", "min_aspect_ratio"), ("filter", "max_aspect_ratio"), ("filter", "nsfw_batch_size"),
-             ("filter", "name_batch_size")}
+             ("filter", "name_batch_size"), ("export", "shuffle_group")}
 
 
 def _type_ok(value, hint) -> bool:
@@ -224,6 +228,8 @@ def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
             raise UserError(f"{source}: [export].formats: unknown format {fmt!r} (expected {', '.join(EXPORT_FORMATS)})")
     if not 0 <= recipe.dedupe.hamming_radius <= 32:
         raise UserError(f"{source}: [dedupe].hamming_radius must be between 0 and 32")
+    if recipe.dedupe.partitions < 0:
+        raise UserError(f"{source}: [dedupe].partitions must be 0 (one per 4M rows) or positive")
     if recipe.dedupe.max_caption_count < 0:
         raise UserError(f"{source}: [dedupe].max_caption_count must be 0 (off) or positive")
     if base_dir is not None:

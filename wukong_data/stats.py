@@ -1,8 +1,12 @@
-"""`wukong stats`: the funnel of a build (rows in, kept, rejected per reason) and summaries."""
+"""`wukong stats`: the funnel of a build (rows in, kept and rejected per reason) and summaries.
+
+The funnel comes from the manifest (each stage's counts, summed from its per-shard counts files
+when it finished): no decision file is read. The summaries of kept rows are streamed one crawl
+shard at a time, so memory does not grow with the build.
+"""
 from __future__ import annotations
 
-import json
-
+import numpy as np
 import polars as pl
 from rich.table import Table
 
@@ -10,65 +14,75 @@ from .build import BuildDir
 from .recipe import stages_before
 
 
-def stage_counts(build: BuildDir, stages: list[str], stage: str) -> dict:
-    """rows_in, kept, rejected per reason of one stage of a build with these stages."""
-    if stage == "export":
-        rows_in = build.kept_keys(stages_before(stages, "export")).select(pl.len()).collect().item()
-        sizes_path = build.final_dir / "sizes.json"
-        sizes = json.loads(sizes_path.read_text()) if sizes_path.exists() else {}
-        return {"rows_in": rows_in, "kept": sum(sizes.values()), "rejected": {}, "shards": len(sizes)}
-    counts = build.decisions(stage).group_by("reason").agg(pl.len().alias("n")).collect()
-    rejected = {r: n for r, n in counts.iter_rows() if r is not None}
-    kept = sum(n for r, n in counts.iter_rows() if r is None)
-    return {"rows_in": kept + sum(rejected.values()), "kept": kept,
-            "rejected": dict(sorted(rejected.items(), key=lambda kv: -kv[1]))}
+def funnel(manifest: dict) -> list[dict]:
+    statuses = manifest.get("stages", {})
+    out = []
+    for stage in manifest["recipe"]["stages"]:
+        status = statuses.get(stage, {})
+        entry = {"stage": stage, "status": status.get("status", "pending")}
+        if entry["status"] == "done":
+            entry.update({k: status[k] for k in ("rows_in", "kept", "rejected", "shards") if k in status})
+        out.append(entry)
+    return out
 
 
-def _summary(values: pl.Series) -> dict:
-    if values.len() == 0:
-        return {"count": 0}
-    return {
-        "count": values.len(), "min": values.min(), "p5": values.quantile(0.05), "median": values.median(),
-        "mean": round(values.mean(), 2), "p95": values.quantile(0.95), "max": values.max(),
-    }
+class _Summary:
+    """min, mean, max exactly; quantiles from a 1-unit histogram of integer values (sizes, lengths)."""
+
+    def __init__(self, top: int = 100_000):
+        self.counts = np.zeros(top + 1, np.int64)
+        self.n, self.total, self.low, self.high = 0, 0.0, None, None
+
+    def add(self, values: np.ndarray) -> None:
+        values = values[~np.isnan(values.astype(np.float64))].astype(np.int64) if len(values) else values
+        if not len(values):
+            return
+        self.n += len(values)
+        self.total += float(values.sum())
+        self.low = min(self.low, int(values.min())) if self.low is not None else int(values.min())
+        self.high = max(self.high, int(values.max())) if self.high is not None else int(values.max())
+        self.counts += np.bincount(np.clip(values, 0, len(self.counts) - 1), minlength=len(self.counts))
+
+    def quantile(self, q: float) -> int:
+        return int(np.searchsorted(np.cumsum(self.counts), q * self.n))
+
+    def to_dict(self) -> dict:
+        if not self.n:
+            return {"count": 0}
+        return {"count": self.n, "min": self.low, "p5": self.quantile(0.05), "median": self.quantile(0.5),
+                "mean": round(self.total / self.n, 2), "p95": self.quantile(0.95), "max": self.high}
 
 
-def collect(build_dir: str) -> dict:
+def collect(build_dir: str, summaries: bool = True) -> dict:
     build = BuildDir(build_dir)
     manifest = build.read_manifest()
-    recipe = manifest["recipe"]
-    statuses = manifest.get("stages", {})
-    funnel = []
-    for stage in recipe["stages"]:
-        status = statuses.get(stage, {}).get("status", "pending")
-        entry = {"stage": stage, "status": status}
-        if status == "done":
-            entry.update(stage_counts(build, recipe["stages"], stage))
-        funnel.append(entry)
-
-    report = {"build": str(build.root), "recipe": recipe["name"], "funnel": funnel}
-    if statuses.get("crawl", {}).get("status") == "done":
-        kept = build.kept_keys(stages_before(recipe["stages"], "export"))
-        crawl = pl.scan_parquet([build.crawl_path(s) for s in build.crawl_shards()])
-        rows = (
-            crawl.select("key", "caption", "original_width", "original_height")
-            .join(kept, on="key", how="semi")
-            .with_columns(pl.col("caption").str.len_chars().alias("caption_chars"))
-            .collect()
-        )
-        input_rows = funnel[0].get("rows_in", 0)
-        final = next((f for f in funnel if f["stage"] == "export" and f["status"] == "done"), None)
-        report["totals"] = {
-            "input_rows": input_rows,
-            "kept_rows": rows.height,
-            "kept_fraction": round(rows.height / input_rows, 4) if input_rows else 0.0,
-            "final_rows": final["kept"] if final else None,
-            "final_shards": final["shards"] if final else None,
-            "final_dir": str(build.final_dir) if final else None,
-        }
-        report["caption_chars"] = _summary(rows["caption_chars"])
-        report["image_width"] = _summary(rows["original_width"])
-        report["image_height"] = _summary(rows["original_height"])
+    stages = manifest["recipe"]["stages"]
+    report = {"build": str(build.root), "recipe": manifest["recipe"]["name"], "funnel": funnel(manifest)}
+    done = {f["stage"]: f for f in report["funnel"] if f["status"] == "done"}
+    if "crawl" not in done:
+        return report
+    last = stages_before(stages, "export")[-1]
+    final = done.get("export")
+    input_rows = done["crawl"]["rows_in"]
+    kept = done[last]["kept"] if last in done else None
+    report["totals"] = {
+        "input_rows": input_rows,
+        "kept_rows": kept,
+        "kept_fraction": round(kept / input_rows, 4) if input_rows and kept is not None else None,
+        "final_rows": final["kept"] if final else None,
+        "final_shards": final["shards"] if final else None,
+        "final_dir": str(build.final_dir) if final else None,
+    }
+    if summaries and last in done:
+        found = {"caption_chars": _Summary(), "image_width": _Summary(), "image_height": _Summary()}
+        for shard in build.crawl_shards():
+            rows = (build.scan_crawl(shard).select("key", "caption", "original_width", "original_height")
+                    .join(build.kept(last, shard), on="key", how="semi")
+                    .select(caption_chars=pl.col("caption").str.len_chars(), image_width="original_width",
+                            image_height="original_height").collect())
+            for name, summary in found.items():
+                summary.add(rows[name].to_numpy())
+        report.update({name: summary.to_dict() for name, summary in found.items()})
     return report
 
 
@@ -88,15 +102,19 @@ def render(report: dict, console) -> None:
     if "totals" not in report:
         return
     t = report["totals"]
+    if t["kept_rows"] is None:
+        return
     console.print(f"input rows {t['input_rows']:,}; kept {t['kept_rows']:,} ({t['kept_fraction']:.1%})"
                   + (f"; final: {t['final_rows']:,} rows in {t['final_shards']} shards at {t['final_dir']}"
                      if t["final_rows"] is not None else ""))
+    if not any(report.get(k, {}).get("count") for k in ("caption_chars", "image_width", "image_height")):
+        return
     summary = Table(title="kept rows")
     for name in ("", "min", "p5", "median", "mean", "p95", "max"):
         summary.add_column(name, justify="right")
     for label, key in (("caption chars", "caption_chars"), ("image width", "image_width"),
                        ("image height", "image_height")):
-        s = report[key]
+        s = report.get(key, {"count": 0})
         if s["count"]:
             summary.add_row(label, *(f"{s[k]:,.0f}" if k != "mean" else f"{s[k]:,.1f}"
                                      for k in ("min", "p5", "median", "mean", "p95", "max")))

@@ -52,7 +52,7 @@ def run_demo(out: Path, workers: int = 2, ui: UI | None = None) -> BuildDir:
         recipe = load("demo")
         recipe.input.path = str(urls)
         run_build(recipe, str(out), engine=make_engine("local", workers), force=True, ui=ui)
-    render(collect(str(out)), ui.console)
+    render(collect(str(out), summaries=False), ui.console)
     ui.print(f"shards: {build.final_dir} (WebDataset .tar + .parquet, sizes.json)\n"
              f"open them: wukong_data.loaders.webdataset_pipeline('{build.root}') or "
              f"wukong_data.loaders.scan_parquet('{build.root}')")

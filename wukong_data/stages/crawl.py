@@ -13,7 +13,7 @@ import threading
 import polars as pl
 import pyarrow.parquet as pq
 
-from ..build import BuildDir, atomic_path, write_json_atomic
+from ..build import BuildDir, Counts, KeyLayout, atomic_path, write_json_atomic
 from ..errors import Incomplete, UserError
 from ..readers import read_inputs
 from ..ui import quiet_fds
@@ -34,12 +34,12 @@ def crawl_reason() -> pl.Expr:
     )
 
 
-def crawl_decisions(build: BuildDir) -> pl.LazyFrame:
-    """key and reason for every crawled row."""
-    paths = [build.crawl_path(s) for s in build.crawl_shards()]
-    if not paths:
-        return pl.LazyFrame(schema={"key": pl.String, "reason": pl.String})
-    return pl.scan_parquet(paths).select("key", crawl_reason().alias("reason"))
+def write_counts(task: tuple[str, str]) -> None:
+    """The counts file of one crawl shard (its reasons derived from img2dataset's status)."""
+    root, shard = task
+    build = BuildDir(root)
+    reasons = build.scan_decisions("crawl", shard).select("reason").collect()["reason"]
+    write_json_atomic(build.stage_dir("crawl") / f"{shard}.counts.json", Counts.of(reasons).to_dict())
 
 
 def _from_sigint_handler(exit_: SystemExit) -> bool:
@@ -59,12 +59,16 @@ class CrawlStage:
         ctx.build.log_dir.mkdir(parents=True, exist_ok=True)
         if len(ctx.build.crawl_shards()) < n_shards:
             self._download(ctx, n_rows, n_shards)
-        missing = n_shards - len(ctx.build.crawl_shards())
+        shards = ctx.build.crawl_shards()
+        missing = n_shards - len(shards)
         if missing:
             raise Incomplete(
                 f"crawl incomplete: {missing} of {n_shards} shards failed; run the same command again to "
                 f"retry them (details in {ctx.build.log_dir / 'crawl.log'})"
             )
+        crawl = ctx.build.stage_dir("crawl")
+        ctx.engine.map(write_counts, [(str(ctx.build.root), s) for s in shards
+                                      if not (crawl / f"{s}.counts.json").exists()])
 
     def _prepare_input(self, ctx: StageContext) -> tuple[int, int]:
         """Write DIR/input/NNNNN.parquet, one per input file; skipped when already done for this input."""
@@ -92,6 +96,8 @@ class CrawlStage:
             # img2dataset cuts each input file into its own shards.
             shards += math.ceil(table.num_rows / ctx.recipe.crawl.samples_per_shard)
             sources.append({"file": source, "rows": table.num_rows})
+        layout = KeyLayout.for_crawl(shards, ctx.recipe.crawl.samples_per_shard)
+        build.update_manifest(keys={"shard_digits": layout.shard_digits, "row_digits": layout.row_digits})
         write_json_atomic(done_path, {"spec": spec, "rows": rows, "shards": shards, "sources": sources})
         return rows, shards
 
@@ -102,18 +108,20 @@ class CrawlStage:
         build = ctx.build
         stop = threading.Event()
 
+        finished: dict[str, int] = {}  # rows of each finished shard: each stats file is read once
+
         def rows_done() -> int:
-            total = 0
             for stats in build.stage_dir("crawl").glob("*_stats.json"):
-                try:
-                    total += json.loads(stats.read_text())["count"]
-                except (ValueError, KeyError, OSError):
-                    pass  # being written
-            return total
+                if stats.name not in finished:
+                    try:
+                        finished[stats.name] = json.loads(stats.read_text())["count"]
+                    except (ValueError, KeyError, OSError):
+                        pass  # being written
+            return sum(finished.values())
 
         with ctx.ui.progress("crawl", total=n_rows) as advance:
             def poll():
-                while not stop.wait(0.5):
+                while not stop.wait(2.0):
                     advance(completed=rows_done())
 
             poller = threading.Thread(target=poll, daemon=True)
@@ -140,6 +148,7 @@ class CrawlStage:
                         processes_count=ctx.engine.workers,
                         thread_count=cfg.threads,
                         number_sample_per_shard=cfg.samples_per_shard,
+                        oom_shard_count=build.layout.shard_digits,
                         distributor=ctx.engine.img2dataset_distributor,
                         incremental_mode="incremental",
                         compute_hash="sha256",

@@ -1,123 +1,309 @@
-"""Export: reshard the kept rows into DIR/final/ as WebDataset tars and matching Parquet.
+"""Export: the kept rows into DIR/final/ as WebDataset tars and matching Parquet, images copied
+once per format.
 
-The plan (which keys go to which final shard) is decided once from the sorted kept keys, so
-any worker count, and a resumed run, write the same shards. Each shard is written under a
-temporary name and renamed when complete; a resumed run skips shards already there.
+The plan is decided from the per-shard kept counts alone (never a list of keys), so any worker
+count, and a resumed run, write the same shards, byte for byte:
+
+- shuffled (the default): the crawl shards are put in a seeded random order and cut into groups
+  of `shuffle_group`; one task streams a group's shards together, in rounds of a few rows from
+  each shuffled together, and deals the rows to the group's final shards in turn. A final shard
+  so holds rows from `shuffle_group` crawl shards drawn from across the whole build, neighbours
+  from any of them, shard sizes within one row of each other, and each image is read once.
+- in key order (`shuffle = false`): final shard f holds kept rows f*S .. (f+1)*S-1 in key
+  order, read from the one or two crawl shards that hold them.
+
+Each output file is written under a temporary name and renamed when complete; a task whose
+outputs all exist is skipped on resume. Tars have no PAX headers (integer mtimes, ustar), so a
+sample costs its members' 512-byte headers and padding and nothing else. Parquet row groups
+hold ROW_GROUP rows: a streaming reader (Hugging Face datasets, polars) holds ~ROW_GROUP images.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import random
 import shutil
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..build import BuildDir, atomic_path, remove_stale_tmp, write_json_atomic
+from ..build import BuildDir, remove_stale_tmp, temporary_path, write_json_atomic
 from ..recipe import stages_before
 from . import StageContext
 
 PLAN = "_plan.json"
 SIZES = "sizes.json"
+ROW_GROUP = 256  # ~5 MB of 256-px JPEGs: what a streaming reader holds at once
+READ_BATCH = 8  # rows taken from each of a group's crawl shards in turn
+TAR_MTIME = 1_700_000_000  # fixed: the same rows give the same bytes
 _CRAWL_COLUMNS = ["key", "url", "caption", "width", "height", "original_width", "original_height", "sha256"]
 
 
 @dataclass(frozen=True)
-class ShardTask:
+class ExportTask:
     root: str
     out_dir: str
-    index: int
-    keys: tuple[str, ...]
+    sources: tuple[str, ...]  # crawl shards, in the order they are read
+    outputs: tuple[int, ...]  # the final shards this task writes
+    key_ranges: tuple[tuple[int, int], ...] | None  # in key order: per source, [lo, hi) of its kept rows' ranks
+    seed: int
+    sample: float  # keep a row when its seeded hash falls below this fraction (1.0: every kept row)
     formats: tuple[str, ...]
     image_ext: str
-    stages: tuple[str, ...]  # stages before export whose columns travel with the rows
+    stages: tuple[str, ...]  # stages before export, crawl first: their columns travel with the rows
 
 
 def shard_name(index: int) -> str:
     return f"{index:05d}"
 
 
-def _load_rows(task: ShardTask) -> pl.DataFrame:
+def row_hash(keys: pl.Series, seed: int) -> np.ndarray:
+    """A seeded 64-bit hash per key (splitmix64 of the integer key): the shuffle's and the
+    sample's randomness, the same on every machine and library version."""
+    x = keys.cast(pl.UInt64).to_numpy() + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _selected(task: ExportTask, build: BuildDir, shard: str) -> pl.DataFrame:
+    """The source's rows this export takes (kept by every stage, sampled), with the stages'
+    columns; a stage's own version of a crawl column (the filter's caption) replaces it."""
+    last = task.stages[-1]
+    rows = build.kept(last, shard).collect()
+    if task.sample < 1.0:
+        rows = rows.filter(pl.Series(row_hash(rows["key"], task.seed) < np.uint64(task.sample * 2**64)))
+    for stage in task.stages[1:]:
+        extra = build.scan_decisions(stage, shard).drop("reason").collect()
+        rows = rows.join(extra, on="key", how="left")
+    return rows
+
+
+def _crawl_rows(build: BuildDir, shard: str, keys: pl.Series, image_ext: str):
+    """The crawl columns and image of `keys`' rows, in key order, READ_BATCH rows at a time.
+
+    img2dataset writes rows in the order downloads finish (different on every run) in row groups
+    of 100; reading by key instead makes the output the same whatever that order was. Downloads
+    finish roughly in key order, so a few cached row groups serve consecutive keys."""
+    path = build.crawl_path(shard)
+    file = pq.ParquetFile(path)
+    bounds = np.cumsum([file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)])
+    index = (pl.read_parquet(path, columns=["key"]).with_row_index("position")
+             .join(pl.DataFrame({"key": keys}), on="key", how="inner").sort("key"))
+    group_of = np.searchsorted(bounds, index["position"].to_numpy(), side="right")
+    columns = [c for c in _CRAWL_COLUMNS if c in file.schema_arrow.names] + [image_ext]
+    cache: dict[int, pl.DataFrame] = {}
+    for start in range(0, index.height, READ_BATCH):
+        wanted = pl.DataFrame({"key": index["key"][start:start + READ_BATCH]})
+        groups = np.unique(group_of[start:start + READ_BATCH]).tolist()
+        for group in groups:
+            if group not in cache:
+                if len(cache) >= 8:
+                    cache.pop(next(iter(cache)))
+                cache[group] = pl.from_arrow(file.read_row_group(group, columns=columns))
+        rows = pl.concat([cache[g] for g in groups]).join(wanted, on="key", how="semi")
+        yield rows.sort("key").rename({image_ext: "image"})
+
+
+def _rows_in_order(task: ExportTask, build: BuildDir):
+    """Yield batches of complete rows in the task's order."""
+    selected = {s: _selected(task, build, s) for s in task.sources}
+
+    def complete(shard, batch):
+        extra = selected[shard]
+        overridden = [c for c in extra.columns if c in batch.columns and c != "key"]
+        return batch.drop(overridden).join(extra, on="key", how="left")
+
+    if task.key_ranges is not None:  # key order: each source's slice
+        for shard, (lo, hi) in zip(task.sources, task.key_ranges):
+            keys = selected[shard]["key"].sort().slice(lo, hi - lo)
+            for batch in _crawl_rows(build, shard, keys, task.image_ext):
+                yield complete(shard, batch)
+        return
+    # Rounds: a few rows from each crawl shard, shuffled together (seeded by the task's first
+    # output and the round), so neighbours in a final shard come from any of the group's shards.
+    streams = [(s, _crawl_rows(build, s, selected[s]["key"], task.image_ext)) for s in task.sources]
+    round_ = 0
+    while streams:
+        batches = []
+        for shard, stream in list(streams):
+            batch = next(stream, None)
+            if batch is None:
+                streams.remove((shard, stream))
+            else:
+                batches.append(complete(shard, batch))
+        if batches:
+            rows = pl.concat(batches, how="diagonal_relaxed")
+            order = np.random.default_rng([task.seed, task.outputs[0], round_]).permutation(rows.height)
+            yield rows[order]
+            round_ += 1
+
+
+class _ShardWriter:
+    """One final shard being written, rows as they come: a ustar tar and a Parquet file (a row
+    group per ROW_GROUP rows), both under temporary names until close() renames them."""
+
+    def __init__(self, final: Path, index: int, formats: tuple[str, ...], image_ext: str):
+        import webdataset as wds
+
+        name = shard_name(index)
+        self.image_ext, self.rows = image_ext, 0
+        self.paths = {ext: (final / f"{name}.{ext}", temporary_path(final / f"{name}.{ext}"))
+                      for fmt, ext in (("webdataset", "tar"), ("parquet", "parquet")) if fmt in formats}
+        self.tar = self.parquet = None
+        self.pending: list[pa.Table] = []
+        if "tar" in self.paths:
+            self.tar_stream = open(self.paths["tar"][1], "wb")
+            self.tar = wds.TarWriter(self.tar_stream, user="wukong", group="wukong", mtime=TAR_MTIME,
+                                     format=tarfile.USTAR_FORMAT)
+
+    def write(self, rows: pl.DataFrame) -> None:
+        self.rows += rows.height
+        if self.tar is not None:
+            for row in rows.iter_rows(named=True):
+                image = row.pop("image")
+                self.tar.write({"__key__": row["key"], self.image_ext: image, "txt": row["caption"],
+                                "json": json.dumps(row, ensure_ascii=False).encode("utf-8")})
+        if "parquet" in self.paths:
+            self.pending.append(rows.rename({"image": self.image_ext}).to_arrow())
+            if sum(t.num_rows for t in self.pending) >= ROW_GROUP:
+                self._flush(ROW_GROUP)
+
+    def _flush(self, at_least: int) -> None:
+        table = pa.concat_tables(self.pending)
+        if self.parquet is None:
+            self.schema = table.schema
+            self.parquet = pq.ParquetWriter(self.paths["parquet"][1], self.schema)
+        table = table.cast(self.schema)
+        full = table.num_rows - table.num_rows % at_least
+        self.parquet.write_table(table.slice(0, full), row_group_size=at_least)
+        self.pending = [table.slice(full)] if full < table.num_rows else []
+
+    def close(self) -> int:
+        if self.tar is not None:
+            self.tar.close()
+            self.tar_stream.close()
+        if "parquet" in self.paths:
+            if self.pending:
+                self._flush(1)
+            if self.parquet is None:  # no rows: an empty file with no columns
+                pq.write_table(pa.table({}), self.paths["parquet"][1])
+            else:
+                self.parquet.close()
+        for final, tmp in self.paths.values():
+            os.replace(tmp, final)
+        return self.rows
+
+
+def write_task(task: ExportTask) -> dict[int, int]:
+    """Write the task's final shards; returns rows per final shard."""
     build = BuildDir(task.root)
-    keys = pl.Series("key", task.keys)
-    frames = []
-    for crawl_shard in sorted({BuildDir.shard_of(k) for k in task.keys}):  # each crawl shard read once
-        wanted = keys.filter(keys.str.starts_with(crawl_shard))
-        rows = (
-            pl.scan_parquet(build.crawl_path(crawl_shard))
-            .select(*_CRAWL_COLUMNS, pl.col(task.image_ext).alias("image"))
-            .filter(pl.col("key").is_in(wanted.implode()))
-        )
-        for stage in task.stages:
-            path = build.stage_dir(stage) / f"{crawl_shard}.parquet"
-            extra = pl.scan_parquet(path).drop("reason")
-            overridden = [c for c in extra.collect_schema().names() if c in _CRAWL_COLUMNS and c != "key"]
-            rows = rows.drop(overridden).join(extra, on="key", how="left")
-        frames.append(rows.collect())
-    return pl.concat(frames, how="diagonal_relaxed").sort("key")
-
-
-def write_shard(task: ShardTask) -> int:
-    import webdataset as wds
-
     final = Path(task.out_dir)
-    rows = _load_rows(task)
-    name = shard_name(task.index)
-    if "parquet" in task.formats:
-        with atomic_path(final / f"{name}.parquet") as tmp:
-            pq.write_table(rows.rename({"image": task.image_ext}).to_arrow(), tmp)
-    if "webdataset" in task.formats:
-        with atomic_path(final / f"{name}.tar") as tmp:
-            with open(tmp, "wb") as stream, wds.TarWriter(stream) as tar:
-                for row in rows.iter_rows(named=True):
-                    image = row.pop("image")
-                    tar.write({
-                        "__key__": row["key"],
-                        task.image_ext: image,
-                        "txt": row["caption"],
-                        "json": json.dumps(row, ensure_ascii=False).encode("utf-8"),
-                    })
-    return rows.height
+    writers = {i: _ShardWriter(final, i, task.formats, task.image_ext) for i in task.outputs}
+    seen = 0
+    for rows in _rows_in_order(task, build):
+        # The n-th row of the task goes to its (n mod outputs)-th shard: sizes differ by one at most.
+        target = (seen + np.arange(rows.height)) % len(task.outputs)
+        seen += rows.height
+        for slot in np.unique(target).tolist():
+            writers[task.outputs[slot]].write(rows.filter(pl.Series(target == slot)))
+    return {i: w.close() for i, w in writers.items()}
 
 
-def _shard_done(final: Path, index: int, formats) -> bool:
+def count_sample(task: tuple) -> int:
+    """Rows of one crawl shard a sampled export takes."""
+    root, shard, stages, seed, sample = task
+    keys = BuildDir(root).kept(stages[-1], shard).collect()["key"]
+    return int((row_hash(keys, seed) < np.uint64(sample * 2**64)).sum())
+
+
+def _done(final: Path, index: int, formats) -> bool:
     ext = {"webdataset": "tar", "parquet": "parquet"}
     return all((final / f"{shard_name(index)}.{ext[f]}").exists() for f in formats)
 
 
-def export_rows(ctx: StageContext, keys: list[str], out_dir: Path, per_shard: int, formats: list[str],
-                prior: list[str], description: str) -> None:
-    """Write the rows of `keys` (sorted) as shards in out_dir: resumable, any worker count."""
-    plan_id = hashlib.sha256(
-        json.dumps([keys, per_shard, sorted(formats), ctx.recipe.crawl.encode_format]).encode()
-    ).hexdigest()
+def plan_tasks(counts: dict[str, int], per_shard: int, shuffle: bool, group: int, seed: int) -> list[dict]:
+    """What each task reads and writes, from the rows each crawl shard contributes."""
+    shards = [s for s, n in counts.items() if n]
+    tasks = []
+    if shuffle:
+        random.Random(seed).shuffle(shards)
+        next_index = 0
+        for start in range(0, len(shards), group):
+            members = shards[start:start + group]
+            n = sum(counts[s] for s in members)
+            outputs = max(1, round(n / per_shard))
+            tasks.append({"sources": members, "outputs": list(range(next_index, next_index + outputs)),
+                          "key_ranges": None})
+            next_index += outputs
+        return tasks
+    # Key order: final shard f takes kept ranks [f * S, (f + 1) * S) of the build.
+    starts = np.cumsum([0] + [counts[s] for s in shards])
+    total = int(starts[-1])
+    for f in range(-(-total // per_shard)):
+        lo, hi = f * per_shard, min(total, (f + 1) * per_shard)
+        first, last = np.searchsorted(starts, lo, side="right") - 1, np.searchsorted(starts, hi, side="left") - 1
+        sources = shards[first:last + 1]
+        ranges = [(max(lo, int(starts[i])) - int(starts[i]), min(hi, int(starts[i + 1])) - int(starts[i]))
+                  for i in range(first, last + 1)]
+        tasks.append({"sources": sources, "outputs": [f], "key_ranges": ranges})
+    return tasks
+
+
+def export_rows(ctx: StageContext, out_dir: Path, counts: dict[str, int], *, per_shard: int, formats: list[str],
+                shuffle: bool, group: int, seed: int, sample: float, description: str,
+                stages: tuple[str, ...]) -> dict[str, int]:
+    """Write the rows kept by `stages` (crawl first; sampled when sample < 1) as final shards in
+    out_dir (resumable, any worker count); `counts` are those rows per crawl shard. Returns sizes."""
+    prior = stages
+    if sample < 1.0:
+        shards = sorted(counts)
+        sampled = ctx.engine.map(count_sample, [(str(ctx.build.root), s, prior, seed, sample) for s in shards])
+        counts = dict(zip(shards, sampled))
+    settings = {"per_shard": per_shard, "formats": sorted(formats), "shuffle": shuffle, "group": group, "seed": seed,
+                "sample": sample, "image": ctx.recipe.crawl.encode_format, "stages": prior}
+    plan_id = hashlib.sha256(json.dumps([settings, sorted(counts.items())]).encode()).hexdigest()
     plan_path = out_dir / PLAN
     if plan_path.exists() and json.loads(plan_path.read_text())["id"] != plan_id:
-        shutil.rmtree(out_dir)  # the kept rows changed: the old shards are not this build's
-    n_shards = -(-len(keys) // per_shard)
-    if out_dir.exists():
-        remove_stale_tmp(out_dir)
-    write_json_atomic(plan_path, {"id": plan_id, "rows": len(keys), "shards": n_shards})
-    tasks = [
-        ShardTask(str(ctx.build.root), str(out_dir), i, tuple(keys[i * per_shard:(i + 1) * per_shard]),
-                  tuple(formats), ctx.recipe.crawl.encode_format, tuple(s for s in prior if s != "crawl"))
-        for i in range(n_shards)
-        if not _shard_done(out_dir, i, formats)
-    ]
-    with ctx.ui.progress(description, total=len(keys)) as advance:
-        advance(len(keys) - sum(len(t.keys) for t in tasks))
-        ctx.engine.map(write_shard, tasks, on_result=advance)
-    sizes = {f"{shard_name(i)}.tar": len(keys[i * per_shard:(i + 1) * per_shard]) for i in range(n_shards)}
-    write_json_atomic(out_dir / SIZES, sizes)
+        shutil.rmtree(out_dir)  # the kept rows or settings changed: the old shards are not this plan's
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(out_dir)
+    tasks = [ExportTask(str(ctx.build.root), str(out_dir), tuple(t["sources"]), tuple(t["outputs"]),
+                        tuple(map(tuple, t["key_ranges"])) if t["key_ranges"] is not None else None, seed, sample,
+                        tuple(formats), ctx.recipe.crawl.encode_format, prior)
+             for t in plan_tasks(counts, per_shard, shuffle, group, seed)]
+    write_json_atomic(plan_path, {"id": plan_id, "settings": settings, "tasks": len(tasks)})
+    todo = [t for t in tasks if not all(_done(out_dir, i, formats) for i in t.outputs)]
+    with ctx.ui.progress(description, total=sum(counts.values()) if sample >= 1.0 else None) as advance:
+        done = [i for t in tasks if t not in todo for i in t.outputs]
+        advance(sum(_rows_of(out_dir, i, formats) for i in done))
+        for written in ctx.engine.imap(write_task, todo):
+            advance(sum(written.values()))
+    return {f"{shard_name(i)}.tar": _rows_of(out_dir, i, formats) for t in tasks for i in t.outputs}
+
+
+def _rows_of(final: Path, index: int, formats) -> int:
+    """Rows of a written final shard, from its Parquet footer or its tar's member names."""
+    if "parquet" in formats:
+        return pq.ParquetFile(final / f"{shard_name(index)}.parquet").metadata.num_rows
+    with tarfile.open(final / f"{shard_name(index)}.tar") as tar:
+        return len({name.split(".", 1)[0] for name in tar.getnames()})
 
 
 class ExportStage:
-    """Reshard the rows every stage kept into DIR/final/."""
+    """The rows every stage kept into DIR/final/."""
 
     def run(self, ctx: StageContext) -> None:
-        cfg = ctx.recipe.export
-        prior = stages_before(ctx.recipe.stages, "export")
-        keys = ctx.build.kept_keys(prior).sort("key").collect()["key"].to_list()
-        export_rows(ctx, keys, ctx.build.final_dir, cfg.samples_per_shard, cfg.formats, prior, "export")
+        cfg, build = ctx.recipe.export, ctx.build
+        last = stages_before(ctx.recipe.stages, "export")[-1]
+        counts = {s: build.shard_counts(last, s).kept for s in build.crawl_shards()}
+        sizes = export_rows(ctx, build.final_dir, counts, per_shard=cfg.samples_per_shard, formats=cfg.formats,
+                            shuffle=cfg.shuffle, group=cfg.shuffle_group, seed=cfg.seed, sample=1.0,
+                            description="export", stages=tuple(stages_before(ctx.recipe.stages, "export")))
+        write_json_atomic(build.final_dir / SIZES, sizes)

@@ -1,88 +1,244 @@
-"""Near-duplicate search: pHash pairs within a Hamming radius (faiss), confirmed by colour,
-grouped by connected components, one survivor per group.
+"""Near-duplicate and evaluation-overlap decisions, partitioned so that no step holds the build.
 
-faiss.IndexBinaryMultiHash splits the 64-bit hash into 4 blocks of 16 bits and probes every
-block value within `nflip` bits of the query's. Two hashes at distance r have a block differing
-in at most floor(r / 4) bits (pigeonhole), so nflip = floor(r / 4) finds every pair: the search
-is exact, not approximate, and touches only rows sharing a near-identical block.
+Each image has K views (signatures.py), each a 64-bit perceptual hash and a colour grid. Two
+images are near duplicates when views (a, b) of them, for a pair of MATCHING_VIEWS, are within
+`hamming_radius` bits and their colour grids within `colour_tolerance`. The steps:
+
+1. pool    per crawl shard: the views of the rows the exact rules kept, sorted by hash
+           (_near/pool/NNNNN.parquet; the evaluation images' views in _near/pool/against.parquet).
+2. collapse per hash range: identical views (same hash, view and colour grid) become one
+           representative; the other rows of such a group are tied to it directly (a cluster of
+           k identical copies costs k edges, not k^2 pairs). Representatives go to
+           _near/reps/PPPPP.parquet, sorted by hash; ties to _near/ties/PPPPP.parquet.
+3. search  the distinct hashes of all representatives, every pair within the radius, exactly
+           (search.py), a group of tables per engine task (_near/pairs/TTTTT.npy).
+4. confirm the pairs' representatives: allowed views, colour grids within tolerance, different
+           rows; a row meeting an evaluation image is eval_overlap, rows meeting rows are pairs.
+5. group   connected components of pairs and ties, rows that overlap evaluation images left out;
+           each component keeps its largest image, then its smallest key; the rest are
+           near_dup_image of it (_near/losers.parquet, _near/eval.parquet, sorted by key).
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
+import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .signatures import unpack_colours
+from ...build import atomic_path
+from . import search
+from .partitions import read_range, write_sorted
+from .signatures import GRID, MATCHING_VIEWS, unpack_colours
 
-_BLOCKS = 4
-
-
-def _index(hashes: np.ndarray, radius: int):
-    import faiss
-
-    index = faiss.IndexBinaryMultiHash(64, _BLOCKS, 64 // _BLOCKS)
-    index.nflip = radius // _BLOCKS
-    index.add(hashes.astype("<u8").view(np.uint8).reshape(-1, 8))
-    return index
+NEAR = "_near"
+AGAINST = "against"
+_CONFIRM_CHUNK = 1_000_000  # pairs confirmed at a time: bounded memory whatever their number
 
 
-def _range_pairs(index, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """(query row, index row) of every pair within `radius` bits."""
-    if len(queries) == 0 or index.ntotal == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    # faiss range search keeps distances strictly below its radius.
-    lims, _, found = index.range_search(queries.astype("<u8").view(np.uint8).reshape(-1, 8), radius + 1)
-    query_rows = np.repeat(np.arange(len(queries)), np.diff(lims).astype(np.int64))
-    return query_rows, found.astype(np.int64)
+def pool_entries(records: pl.DataFrame) -> pl.DataFrame:
+    """One row per (row, view): hash, view, colour, key_id, against=False."""
+    return (records.select("key_id", "view_hashes", "view_colours")
+            .with_columns(view=pl.int_ranges(pl.col("view_hashes").list.len()).cast(pl.List(pl.UInt8)))
+            .explode("view_hashes", "view_colours", "view")
+            .drop_nulls("view_hashes")
+            .select(hash=pl.col("view_hashes"), view="view", colour=pl.col("view_colours"), key_id="key_id",
+                    against=pl.lit(False)))
 
 
-def _same_colours(a: np.ndarray, b: np.ndarray, tolerance: int) -> np.ndarray:
-    """No cell of the colour grids differs by more than `tolerance` in any channel (0-15 scale)."""
-    return np.abs(unpack_colours(a) - unpack_colours(b)).max(axis=1) <= tolerance
+def against_entries(against: pl.DataFrame) -> pl.DataFrame:
+    """The evaluation images' views (key_id = their index in `against`)."""
+    return pool_entries(against.with_row_index("key_id").with_columns(pl.col("key_id").cast(pl.UInt64))) \
+        .with_columns(against=pl.lit(True))
 
 
-def pairs_within(hashes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every pair i < j of `hashes` within `radius` bits."""
-    i, j = _range_pairs(_index(hashes, radius), hashes, radius)
-    keep = i < j
-    return i[keep], j[keep]
+# --- 2. collapse ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CollapseTask:
+    near_dir: str
+    pool_files: tuple[str, ...]
+    p: int
+    partitions: int
 
 
-def _confirm(i: np.ndarray, j: np.ndarray, colours_of, other_colours_of, tolerance: int) -> np.ndarray:
-    """Colour check of pairs; the grids are fetched for the rows in pairs only (few), not all."""
-    rows_i, rows_j = np.unique(i), np.unique(j)
-    grid_i, grid_j = colours_of(rows_i), other_colours_of(rows_j)
-    return _same_colours(grid_i[np.searchsorted(rows_i, i)], grid_j[np.searchsorted(rows_j, j)], tolerance)
+def collapse_partition(task: CollapseTask) -> int:
+    entries = read_range([Path(f) for f in task.pool_files], "hash", task.p, task.partitions)
+    near = Path(task.near_dir)
+    if entries.height == 0:
+        entries = pl.DataFrame(schema={"hash": pl.UInt64, "view": pl.UInt8, "colour": pl.Binary,
+                                       "key_id": pl.UInt64, "against": pl.Boolean})
+    group = ["hash", "view", "colour", "against"]
+    entries = entries.with_columns(rep=pl.col("key_id").min().over(group))
+    ties = entries.filter(~pl.col("against") & (pl.col("key_id") != pl.col("rep"))).select("key_id", "rep").unique()
+    with atomic_path(near / "ties" / f"{task.p:05d}.parquet") as tmp:
+        ties.write_parquet(tmp)
+    reps = entries.filter(pl.col("key_id") == pl.col("rep")).unique(group).select("hash", "view", "colour",
+                                                                                  "key_id", "against")
+    write_sorted(reps.sort(["hash", "view", "against", "key_id"]), "hash", near / "reps" / f"{task.p:05d}.parquet")
+    return reps.height
 
 
-def near_duplicate_losers(hashes: np.ndarray, colours_of, pixels: np.ndarray, keys: np.ndarray,
-                          radius: int, colour_tolerance: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows to drop and the row each is a duplicate of.
+# --- 3. search --------------------------------------------------------------------------------
 
-    `colours_of(rows)` gives the packed colour grids of those rows. Groups are connected
-    components of the confirmed pairs; the survivor of a group is its largest image (original
-    pixels), then its smallest key, so any worker count agrees.
-    """
-    i, j = pairs_within(hashes, radius)
-    confirmed = _confirm(i, j, colours_of, colours_of, colour_tolerance)
-    i, j = i[confirmed], j[confirmed]
-    n = len(hashes)
-    if len(i) == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    _, group = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
-    in_pairs = np.unique(np.concatenate([i, j]))
-    # Best first: largest pixels, then smallest key; the first row of each group survives.
-    order = in_pairs[np.lexsort((keys[in_pairs], -pixels[in_pairs].astype(np.int64), group[in_pairs]))]
-    groups = group[order]
-    first = np.r_[True, groups[1:] != groups[:-1]]
-    survivor_of_group = dict(zip(groups[first], order[first]))
+@dataclass(frozen=True)
+class SearchTask:
+    near_dir: str
+    radius: int
+    tables: tuple[int, ...]
+    out: str
+
+
+def _on_gpu(hashes: np.ndarray):
+    """The hashes as a CUDA tensor where torch sees a GPU, else None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    return torch.from_numpy(np.ascontiguousarray(hashes).view(np.int64)).cuda()
+
+
+def search_tables(task: SearchTask) -> int:
+    """Pairs (as indices into the distinct hashes) whose first table is one of `tables`, on the
+    GPU when there is one (search.table_pairs_torch gives the same pairs), else with numpy."""
+    distinct = np.load(Path(task.near_dir) / "distinct.npy", mmap_mode="r")
+    plan = search.plan(task.radius, len(distinct))
+    hashes = np.asarray(distinct)
+    gpu = _on_gpu(hashes)
+    if gpu is not None:
+        found = [np.stack([x.cpu().numpy() for x in search.table_pairs_torch(gpu, plan, t)], axis=1)
+                 for t in task.tables]
+    else:
+        found = [np.stack(search.table_pairs(hashes, plan, t), axis=1) for t in task.tables]
+    pairs = np.concatenate(found) if found else np.empty((0, 2), np.int64)
+    with atomic_path(Path(task.out)) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, pairs)
+    return len(pairs)
+
+
+# --- the driver's part --------------------------------------------------------------------------
+
+class Representatives:
+    """All representatives in hash order, as memory-mapped arrays built by streaming the
+    partitions in order (bounded memory), and their distinct hashes."""
+
+    def __init__(self, near: Path, partitions: int):
+        self.near = near
+        arrays = near / "reps.npz.d"
+        done = arrays / "done.json"
+        if not done.exists():
+            arrays.mkdir(parents=True, exist_ok=True)
+            n = sum(pl.scan_parquet(near / "reps" / f"{p:05d}.parquet").select(pl.len()).collect().item()
+                    for p in range(partitions))
+            files = {name: np.lib.format.open_memmap(arrays / f"{name}.npy", "w+", dtype, shape)
+                     for name, dtype, shape in (("hash", np.uint64, (n,)), ("view", np.uint8, (n,)),
+                                                ("key_id", np.uint64, (n,)), ("against", np.bool_, (n,)),
+                                                ("colour", np.uint8, (n, GRID * GRID * 3 // 2)))}
+            start = 0
+            for p in range(partitions):
+                part = pl.read_parquet(near / "reps" / f"{p:05d}.parquet")
+                end = start + part.height
+                for name in ("hash", "view", "key_id", "against"):
+                    files[name][start:end] = part[name].to_numpy()
+                if part.height:
+                    files["colour"][start:end] = np.frombuffer(b"".join(part["colour"].to_list()),
+                                                               np.uint8).reshape(part.height, -1)
+                start = end
+            for array in files.values():
+                array.flush()
+            hashes = files["hash"]
+            new = np.r_[True, hashes[1:] != hashes[:-1]] if n else np.empty(0, bool)
+            np.save(near / "distinct.npy", hashes[new])
+            np.save(arrays / "distinct_start.npy", np.r_[np.nonzero(new)[0], n].astype(np.int64))
+            done.write_text(json.dumps({"reps": int(n)}))
+        self.arrays = {name: np.load(arrays / f"{name}.npy", mmap_mode="r")
+                       for name in ("hash", "view", "key_id", "against", "colour")}
+        self.distinct_start = np.load(arrays / "distinct_start.npy")
+
+    def same_hash_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every pair of representatives sharing a hash (other views or colours of it)."""
+        sizes = np.diff(self.distinct_start)
+        starts = self.distinct_start[:-1][sizes > 1]
+        sizes = sizes[sizes > 1]
+        first, second = [], []
+        for start, size in zip(starts.tolist(), sizes.tolist()):
+            i, j = np.triu_indices(size, 1)
+            first.append(start + i)
+            second.append(start + j)
+        if not first:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        return np.concatenate(first), np.concatenate(second)
+
+    def expand(self, u: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Representative pairs of distinct-hash pairs (u, w): every rep of u with every rep of w."""
+        su, eu = self.distinct_start[u], self.distinct_start[u + 1]
+        sw, ew = self.distinct_start[w], self.distinct_start[w + 1]
+        n = (eu - su) * (ew - sw)
+        pair = np.repeat(np.arange(len(u)), n)
+        offset = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        width = (ew - sw)[pair]
+        return su[pair] + offset // width, sw[pair] + offset % width
+
+
+def _allowed_views() -> np.ndarray:
+    views = 1 + max(max(pair) for pair in MATCHING_VIEWS)
+    allowed = np.zeros((views, views), bool)
+    for a, b in MATCHING_VIEWS:
+        allowed[a, b] = allowed[b, a] = True
+    return allowed
+
+
+def confirm(reps: Representatives, a: np.ndarray, b: np.ndarray, tolerance: int) -> np.ndarray:
+    """Which representative pairs are near duplicates of two different images."""
+    r = reps.arrays
+    ok = _allowed_views()[r["view"][a], r["view"][b]]
+    ok &= (r["key_id"][a] != r["key_id"][b]) | (r["against"][a] != r["against"][b])
+    ok &= ~(r["against"][a] & r["against"][b])
+    idx = np.nonzero(ok)[0]
+    if len(idx):
+        diff = np.abs(unpack_colours(r["colour"][a[idx]]) - unpack_colours(r["colour"][b[idx]])).max(axis=1)
+        ok[idx] = diff <= tolerance
+    return ok
+
+
+def confirmed_pairs(reps: Representatives, pair_files: list[Path], tolerance: int):
+    """Yield (a, b) representative pairs that are confirmed, a chunk at a time."""
+    for a, b in [reps.same_hash_pairs()]:
+        for start in range(0, len(a), _CONFIRM_CHUNK):
+            x, y = a[start:start + _CONFIRM_CHUNK], b[start:start + _CONFIRM_CHUNK]
+            ok = confirm(reps, x, y, tolerance)
+            yield x[ok], y[ok]
+    for path in pair_files:
+        pairs = np.load(path, mmap_mode="r")
+        for start in range(0, len(pairs), _CONFIRM_CHUNK):
+            chunk = np.asarray(pairs[start:start + _CONFIRM_CHUNK])
+            x, y = reps.expand(chunk[:, 0], chunk[:, 1])
+            ok = confirm(reps, x, y, tolerance)
+            yield x[ok], y[ok]
+
+
+def group(row_pairs: np.ndarray, ties: np.ndarray, pixels_of) -> pl.DataFrame:
+    """key_id, dup_of of every row that loses to another in its connected component.
+    `pixels_of(key_ids)` gives original pixels; survivor: most pixels, then smallest key."""
+    edges = np.concatenate([row_pairs.reshape(-1, 2), ties.reshape(-1, 2)]).astype(np.uint64)
+    if len(edges) == 0:
+        return pl.DataFrame(schema={"key_id": pl.UInt64, "dup_of": pl.UInt64})
+    nodes, index = np.unique(edges, return_inverse=True)
+    index = index.reshape(-1, 2)
+    n = len(nodes)
+    _, component = connected_components(coo_matrix((np.ones(len(index)), (index[:, 0], index[:, 1])), shape=(n, n)),
+                                        directed=False)
+    pixels = pixels_of(nodes).astype(np.int64)
+    order = np.lexsort((nodes, -pixels, component))  # per component: most pixels, then smallest key
+    first = np.r_[True, component[order][1:] != component[order][:-1]]
+    survivor = nodes[order][first]
+    survivor_of = dict(zip(component[order][first].tolist(), survivor.tolist()))
     losers = order[~first]
-    return losers, np.array([survivor_of_group[g] for g in group[losers]], dtype=np.int64)
-
-
-def overlapping(hashes: np.ndarray, colours_of, against_hashes: np.ndarray, against_colours: np.ndarray,
-                radius: int, colour_tolerance: int) -> np.ndarray:
-    """Rows of `hashes` that are near duplicates of any row of `against_hashes`."""
-    rows, found = _range_pairs(_index(against_hashes, radius), hashes, radius)
-    confirmed = _confirm(rows, found, colours_of, lambda r: against_colours[r], colour_tolerance)
-    return np.unique(rows[confirmed])
+    return pl.DataFrame({"key_id": pl.Series(nodes[losers], dtype=pl.UInt64),
+                         "dup_of": pl.Series([survivor_of[c] for c in component[losers].tolist()], dtype=pl.UInt64)})

@@ -4,6 +4,7 @@ url_hash     normalised URL (scheme and host lower-cased, default port and fragm
 image_hash   the first 64 bits of the crawl's sha256 of the image bytes
 caption_hash the caption after whitespace normalisation
 phash        64-bit perceptual hash (imagehash.phash: DCT of the 32x32 grey image)
+view_hashes, view_colours  the views the near-duplicate search compares (here one: phash, colour)
 colour       6x6 grid of mean RGB at 4 bits a channel (54 bytes): pHash sees grey levels only,
              so a red and a blue circle hash alike; the grid tells them apart. Measured on
              photo-like scenes: copies (resized, JPEG q30, 5% crop) differ by at most 1 in any
@@ -25,6 +26,10 @@ from ..filter.normalise import normalise
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 GRID = 6
+# One view per image (the whole picture): view_hashes and view_colours hold it for the search,
+# which compares view a of one image with view b of another for each pair listed here.
+MATCHING_VIEWS = [(0, 0)]
+SIGNATURE_VERSION = 1  # changes whenever a signature of the same image would: cached ones are stale
 
 
 def normalise_url(url: str) -> str:
@@ -80,5 +85,7 @@ def signatures(rows: pl.DataFrame, image_column: str) -> pl.DataFrame:
         "caption_hash": pl.Series([hash64(c) for c in normalise(rows["caption"])], dtype=pl.UInt64),
         "phash": pl.Series([s[0] if s else None for s in sigs], dtype=pl.UInt64),
         "colour": pl.Series([s[1] if s else None for s in sigs], dtype=pl.Binary),
+        "view_hashes": pl.Series([[s[0]] if s else None for s in sigs], dtype=pl.List(pl.UInt64)),
+        "view_colours": pl.Series([[s[1]] if s else None for s in sigs], dtype=pl.List(pl.Binary)),
         "pixels": (rows["original_width"].cast(pl.UInt32) * rows["original_height"].cast(pl.UInt32)),
     })

@@ -1,24 +1,31 @@
 """Score: every pair's FILIP similarity, then keep the pairs that match.
 
-Two phases (DESIGN.md): a parallel map writes `filip_score` per row to DIR/score/_map/; one
-reduce decides the threshold (`min_score`, or `keep_top_fraction` of all rows, ties broken by
-key); decisions go to DIR/score/NNNNN.parquet: key, reason (low_filip_score), filip_score.
-With `bootstrap_steps`, the stage first trains a reference model on the rows kept so far
-(DIR/score/_bootstrap/) and scores with it: no model needed from anywhere else.
+A global decision in steps (DESIGN.md), each through the engine: a map writes `filip_score` per
+row to DIR/score/_map/ (a GPU actor's work where there is one); with `keep_top_fraction`, a radix
+selection over those files finds the exact cut (select.py: a few histogram passes, bounded
+memory); each shard's decisions are then written with their counts: key, reason
+(low_filip_score, or decode_failed where the image could not be decoded), filip_score. With
+`bootstrap_steps`, the stage first trains a reference model on a seeded sample of the rows kept
+so far (DIR/score/_bootstrap/) and scores with it: no model needed from anywhere else.
 """
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
+from ...build import BuildDir, write_json_atomic
+from ...engines import Resources
 from ...errors import UserError
-from .. import StageContext
 from ...recipe import stages_before
-from ..per_shard import run_two_phase, stage_config
+from .. import StageContext, select
+from ..per_shard import run_per_shard, stage_config
 
 BOOTSTRAP = "_bootstrap"
+MAP = "_map"
 
 
 @functools.lru_cache(maxsize=2)
@@ -49,16 +56,15 @@ class ScoreMap:
         return pl.DataFrame({"key": rows["key"], "filip_score": pl.Series(scores, dtype=pl.Float32)})
 
 
-def decide(scores: pl.DataFrame, min_score: float, keep_top_fraction: float) -> pl.Series:
+def decide(scores: pl.DataFrame, min_score: float, cutoff: np.ndarray | None, keep_none: bool = False) -> pl.Series:
     """Reason per row of scores (key, filip_score), in its order. A NaN score (the image did not
-    decode) is `decode_failed` and never takes a place: `keep_top_fraction` is a fraction of the
-    rows that have a score."""
+    decode) is `decode_failed` and never takes a place. With a `cutoff` (the digits of the last
+    row kept by keep_top_fraction, select.py), rows up to it in the order are kept."""
     failed = scores["filip_score"].is_nan()
-    if keep_top_fraction:
-        scored = scores.with_row_index().filter(~failed)
-        keep = round(keep_top_fraction * scored.height)
-        best = scored.sort(["filip_score", "key"], descending=[True, False])["index"][:keep]
-        low = ~pl.Series(range(scores.height)).is_in(best.implode())
+    if cutoff is not None or keep_none:
+        digits = select.order_digits(scores["filip_score"].to_numpy(), scores["key"].cast(pl.UInt64).to_numpy())
+        kept = select.at_or_before(digits, cutoff) if cutoff is not None else np.zeros(scores.height, bool)
+        low = ~pl.Series(kept)
     else:
         low = scores["filip_score"] < min_score
     reason = pl.when(failed).then(pl.lit("decode_failed")).when(low).then(pl.lit("low_filip_score")) \
@@ -66,13 +72,36 @@ def decide(scores: pl.DataFrame, min_score: float, keep_top_fraction: float) -> 
     return scores.select(reason.alias("reason"))["reason"]
 
 
+@dataclass(frozen=True)
+class ApplyTask:
+    root: str
+    shard: str
+    min_score: float
+    cutoff: tuple[int, ...] | None
+    keep_none: bool
+
+
+def apply_scores(task: ApplyTask) -> int:
+    build = BuildDir(task.root)
+    scores = pl.read_parquet(build.stage_dir("score") / MAP / f"{task.shard}.parquet")
+    cutoff = np.array(task.cutoff, np.uint16) if task.cutoff is not None else None
+    reasons = decide(scores, task.min_score, cutoff, task.keep_none)
+    build.write_decisions("score", task.shard, scores.select("key", reason=reasons, filip_score="filip_score"))
+    return scores.height
+
+
+def count_scored(path: str) -> int:
+    return pl.scan_parquet(path).filter(pl.col("filip_score").is_not_nan()).select(pl.len()).collect().item()
+
+
 class ScoreStage:
     """FILIP (or CLIP) pair scores, then one global threshold."""
 
     def run(self, ctx: StageContext) -> None:
-        cfg = ctx.recipe.score
-        out = ctx.build.stage_dir("score")
-        if all((out / f"{s}.parquet").exists() for s in ctx.build.crawl_shards()):
+        cfg, build = ctx.recipe.score, ctx.build
+        out = build.stage_dir("score")
+        shards = build.crawl_shards()
+        if all(build.decision_path("score", s).exists() for s in shards):
             return
         config = stage_config(ctx.recipe, "score")
         if cfg.open_clip_model:
@@ -85,20 +114,27 @@ class ScoreStage:
                 raise UserError(f"{ctx.recipe.source}: [score].checkpoint must be a `wukong train-reference` run "
                                 f"folder (got {checkpoint!r}), or set [score].bootstrap_steps to train one on the build")
             config["score"]["checkpoint"] = str(checkpoint)
-
-        def reduce(records: pl.LazyFrame) -> pl.DataFrame:
-            scores = records.collect().sort("key")
-            return scores.select("key", reason=decide(scores, cfg.min_score, cfg.keep_top_fraction))
-
-        run_two_phase(ctx, "score", "wukong_data.stages.score:ScoreMap", reduce, carry=["filip_score"], config=config)
-        counts = ctx.build.decisions("score").group_by(pl.col("reason") == "decode_failed").len().collect()
-        failed = counts.filter(pl.col("reason"))["len"].sum()
-        if failed > 0.01 * counts["len"].sum():
-            ctx.ui.print(f"[bold yellow]score: {failed:,} of {counts['len'].sum():,} images could not be decoded "
+        run_per_shard(ctx, "score", "wukong_data.stages.score:ScoreMap", "score", map_dir=out / MAP, config=config,
+                      resources=Resources(gpus=1))
+        paths = [str(out / MAP / f"{s}.parquet") for s in shards]
+        cutoff, keep_none = None, False
+        if cfg.keep_top_fraction:
+            scored = sum(ctx.engine.imap(count_scored, paths))
+            keep = round(cfg.keep_top_fraction * scored)
+            if keep:
+                cutoff = tuple(int(d) for d in select.kth(ctx.engine, paths, keep))
+            keep_none = keep == 0
+        ctx.engine.map(apply_scores, [ApplyTask(str(build.root), s, cfg.min_score, cutoff, keep_none) for s in shards
+                                      if not build.decision_path("score", s).exists()])
+        counts = build.stage_counts("score")
+        failed = (counts.rejected or {}).get("decode_failed", 0)
+        if failed > 0.01 * counts.rows_in:
+            ctx.ui.print(f"[bold yellow]score: {failed:,} of {counts.rows_in:,} images could not be decoded "
                          f"(decode_failed); check [crawl].encode_format and the crawl's images[/]")
 
     def _bootstrap(self, ctx: StageContext, folder: Path) -> Path:
-        """Train the `tiny` (or configured) reference model on the rows kept so far."""
+        """Train the `tiny` (or configured) reference model on a seeded sample of steps x batch
+        rows kept so far, read from their shards (not a copy of every kept row)."""
         from ...filip.train import TrainConfig, train
         from ..export import export_rows
 
@@ -106,11 +142,17 @@ class ScoreStage:
         run = folder / "run"
         if (run / "model.safetensors").exists():
             return run
-        prior = stages_before(ctx.recipe.stages, "score")
-        keys = ctx.build.kept_keys(prior).sort("key").collect()["key"].to_list()
-        # The trainer reads WebDataset shards: one extra copy of the kept images, for the bootstrap only.
-        export_rows(ctx, keys, folder / "data" / "final", 1000, ["webdataset", "parquet"], prior, "score: bootstrap data")
-        ctx.ui.print(f"score: training a {cfg.bootstrap_model} reference model on {len(keys)} kept pairs")
+        previous = stages_before(ctx.recipe.stages, "score")[-1]
+        counts = {s: ctx.build.shard_counts(previous, s).kept for s in ctx.build.crawl_shards()}
+        kept = sum(counts.values())
+        wanted = cfg.bootstrap_steps * cfg.bootstrap_batch_size
+        sample = min(1.0, wanted / kept) if kept else 1.0
+        sizes = export_rows(ctx, folder / "data" / "final", counts, per_shard=1000, formats=["webdataset"],
+                            shuffle=False, group=1, seed=ctx.recipe.export.seed, sample=sample,
+                            description="score: bootstrap sample", stages=tuple(stages_before(ctx.recipe.stages, "score")))
+        write_json_atomic(folder / "data" / "final" / "sizes.json", sizes)
+        ctx.ui.print(f"score: training a {cfg.bootstrap_model} reference model on {sum(sizes.values()):,} of "
+                     f"{kept:,} kept pairs")
         train(TrainConfig(data=str(folder / "data"), out=str(run), model=cfg.bootstrap_model,
                           steps=cfg.bootstrap_steps, batch_size=cfg.bootstrap_batch_size, lr=cfg.bootstrap_lr,
                           warmup=max(1, cfg.bootstrap_steps // 10), workers=1, seed=0,
