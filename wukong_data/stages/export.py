@@ -33,12 +33,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..build import BuildDir, remove_stale_tmp, temporary_path, write_json_atomic
+from ..build import BuildDir, atomic_path, remove_stale_tmp, temporary_path, write_json_atomic
+from ..card import card
 from ..recipe import stages_before
 from . import StageContext
 
 PLAN = "_plan.json"
 SIZES = "sizes.json"
+CARD = "README.md"
 ROW_GROUP = 256  # ~5 MB of 256-px JPEGs: what a streaming reader holds at once
 READ_BATCH = 8  # rows taken from each of a group's crawl shards in turn
 TAR_MTIME = 1_700_000_000  # fixed: the same rows give the same bytes
@@ -307,3 +309,6 @@ class ExportStage:
                             shuffle=cfg.shuffle, group=cfg.shuffle_group, seed=cfg.seed, sample=1.0,
                             description="export", stages=tuple(stages_before(ctx.recipe.stages, "export")))
         write_json_atomic(build.final_dir / SIZES, sizes)
+        text = card(build.final_dir, build.read_manifest(), sizes, cfg.formats)
+        with atomic_path(build.final_dir / CARD) as tmp:
+            tmp.write_text(text, encoding="utf-8")

@@ -1,0 +1,123 @@
+"""The dataset card written beside the final shards (DIR/final/README.md): Hugging Face front
+matter (so `datasets.load_dataset("DIR/final")` reads the Parquet shards), then the recipe, the
+funnel with counts per reason, the columns, the sizes, and what a user must know."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from .reasons import REASONS
+
+COLUMNS = {
+    "key": "unique row id: crawl shard, then the row's index in it (img2dataset's key)",
+    "url": "where the image was downloaded from",
+    "caption": "the caption, normalised (entities, control characters, whitespace); person names masked",
+    "jpg": "image bytes as crawled (resized by the crawl settings below)",
+    "png": "image bytes as crawled (resized by the crawl settings below)",
+    "webp": "image bytes as crawled (resized by the crawl settings below)",
+    "width": "width of the stored image, px",
+    "height": "height of the stored image, px",
+    "original_width": "width of the image as served, px",
+    "original_height": "height of the image as served, px",
+    "sha256": "sha256 of the image bytes as served",
+    "dup_of": "dedupe: the kept row this one duplicates (null for kept rows)",
+    "phash": "dedupe: 64-bit perceptual hash of the image",
+    "lang": "filter: the caption's language (zh; yue for written Cantonese)",
+    "lang_score": "filter: fastText's CJK probability where it was asked, else null",
+    "han_ratio": "filter: share of Han characters among the caption's units",
+    "n_words": "filter: words in the caption (jieba-compatible segmentation)",
+    "n_masked": "filter: person names replaced by the placeholder",
+    "nsfw_score": "filter: nudenet's best exposed-body class score of the image",
+    "filip_score": "score: FILIP token-wise similarity of the image and its caption",
+}
+
+
+def _front_matter(name: str, rows: int) -> str:
+    size = next(label for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                                           (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"),
+                                           (100_000_000, "10M<n<100M"), (float("inf"), "100M<n<1B"))
+                if rows < limit)
+    return "\n".join([
+        "---",
+        "license: other",
+        "license_name: image-owners",
+        "language:",
+        "- zh",
+        "task_categories:",
+        "- image-to-text",
+        "- text-to-image",
+        "- zero-shot-image-classification",
+        "size_categories:",
+        f"- {size}",
+        f"pretty_name: {name}",
+        "configs:",
+        "- config_name: default",
+        "  data_files:",
+        "  - split: train",
+        '    path: "*.parquet"',
+        "---",
+    ])
+
+
+def card(final: Path, manifest: dict, sizes: dict[str, int], formats: list[str]) -> str:
+    """The text of final/README.md."""
+    recipe = manifest["recipe"]
+    stages = manifest.get("stages", {})
+    rows = sum(sizes.values())
+    lines = [_front_matter(recipe["name"], rows), "", f"# {recipe['name']}", ""]
+    if recipe.get("description"):
+        lines += [recipe["description"], ""]
+    lines += [f"{rows:,} image-text pairs in {len(sizes)} shards, built by wukong-data "
+              f"{manifest.get('versions', {}).get('wukong-data', '')} with the recipe below "
+              f"(stages: {' → '.join(recipe['stages'])}).", ""]
+    lines += ["## Funnel", "", "| stage | rows in | kept | rejected (reason: rows) |", "|---|---|---|---|"]
+    for stage in recipe["stages"]:
+        status = stages.get(stage, {})
+        if stage == "export":
+            status = {"rows_in": status.get("rows_in", rows), "kept": rows, "rejected": {}}
+        if "rows_in" not in status:
+            continue
+        rejected = ", ".join(f"`{r}`: {n:,}" for r, n in status.get("rejected", {}).items()) or "—"
+        lines.append(f"| {stage} | {status['rows_in']:,} | {status['kept']:,} | {rejected} |")
+    codes = sorted({r for s in stages.values() for r in s.get("rejected", {})})
+    if codes:
+        lines += ["", "Reason codes:", ""] + [f"- `{c}`: {REASONS.get(c, '')}" for c in codes]
+    lines += ["", "## Files", ""]
+    shards = sorted(sizes)
+    if "webdataset" in formats:
+        lines.append(f"- `NNNNN.tar` ({shards[0]} … {shards[-1]}): WebDataset shards; each sample is `KEY.<image>`, "
+                     "`KEY.txt` (caption, UTF-8) and `KEY.json` (the other columns). `sizes.json` gives the samples "
+                     "per shard (open_clip reads it).")
+    if "parquet" in formats:
+        lines.append("- `NNNNN.parquet`: the same rows and order, one row per pair, image bytes in a column; "
+                     "row groups of 256 rows for streaming readers.")
+    lines.append("- Rows are shuffled across the whole build (seeded) unless the recipe's `[export].shuffle` is false.")
+    first = next(iter(sorted(final.glob("[0-9]*.parquet"))), None)
+    if first is not None:
+        lines += ["", "## Columns", "", "| column | type | meaning |", "|---|---|---|"]
+        for field in pq.read_schema(first):
+            lines.append(f"| `{field.name}` | {field.type} | {COLUMNS.get(field.name, '')} |")
+    lines += ["", "## Load it", "", "```python",
+              "from datasets import load_dataset          # this folder, with this README in place",
+              f'ds = load_dataset("{final}", split="train")',
+              "import polars as pl                       # or any Parquet reader",
+              f'pl.scan_parquet("{final}/*.parquet")',
+              "```", "",
+              f"open_clip: `--dataset-type webdataset --train-data '{final}/{{{shards[0][:-4]}..{shards[-1][:-4]}}}.tar' "
+              f"--train-num-samples {rows}`.", ""]
+    lines += ["## Recipe", "", "```json", json.dumps(recipe, indent=2, ensure_ascii=False), "```", ""]
+    lines += ["## Caveats", "",
+              "- The images and captions are as crawled from the web: their copyright belongs to their owners, "
+              "and this card grants no licence to them. Use them as the law where you are allows (e.g. text and "
+              "data mining exceptions), and honour removal requests.",
+              "- Rows whose servers opted out of AI use (X-Robots-Tag noai, noimageai, noindex, noimageindex) were "
+              "not kept; other opt-out mechanisms were not checked.",
+              "- The rules above are automatic: language identification, word lists, NSFW models and near-duplicate "
+              "search have error rates (the wukong-data README gives the measured ones). Expect some non-Chinese, "
+              "offensive, NSFW, duplicated or mismatched pairs to remain, and some good ones to be dropped.",
+              "- Person names were masked by a named-entity recogniser; it misses some names and masks some words "
+              "that are not names.",
+              "- URLs age: many will stop serving their images; the bytes here are what the crawl saw.", ""]
+    return "\n".join(lines)
