@@ -5,7 +5,6 @@ import subprocess
 import sys
 import time
 
-import polars as pl
 import pytest
 
 from conftest import final_keys, wukong
