@@ -12,7 +12,7 @@ import polars as pl
 
 from ...build import atomic_path
 from ...errors import UserError
-from .signatures import image_signature
+from .signatures import SIGNATURE_VERSION, image_signature
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 _IMAGE_COLUMNS = ("jpg", "png", "webp", "image")
@@ -48,13 +48,13 @@ def _parquet_images(file: Path):
 
 
 def against_signatures(paths: list[str], cache: Path, ui) -> pl.DataFrame:
-    """name, phash, colour of every decodable image of the sources."""
-    spec = json.dumps(sorted(paths))
+    """name, phash, colour (view 0), view_hashes, view_colours of every decodable image of the sources."""
+    spec = json.dumps({"paths": sorted(paths), "signature": SIGNATURE_VERSION})
     if cache.exists():
         cached = pl.read_parquet(cache)
         if cached.height and cached["spec"][0] == spec:
             return cached.drop("spec")
-    names, hashes, colours, failed = [], [], [], 0
+    names, views, failed = [], [], 0
     for path in paths:
         for name, data in _images(Path(path)):
             signature = image_signature(data)
@@ -62,12 +62,13 @@ def against_signatures(paths: list[str], cache: Path, ui) -> pl.DataFrame:
                 failed += 1
                 continue
             names.append(name)
-            hashes.append(signature[0])
-            colours.append(signature[1])
+            views.append(signature)
     if failed:
         ui.print(f"[yellow]dedupe: {failed} decontamination images could not be decoded and were skipped[/]")
-    frame = pl.DataFrame({"name": names, "phash": pl.Series(hashes, dtype=pl.UInt64),
-                          "colour": pl.Series(colours, dtype=pl.Binary)})
+    frame = pl.DataFrame({"name": names, "phash": pl.Series([v[0][0] for v in views], dtype=pl.UInt64),
+                          "colour": pl.Series([v[0][1] for v in views], dtype=pl.Binary),
+                          "view_hashes": pl.Series([[h for h, _ in v] for v in views], dtype=pl.List(pl.UInt64)),
+                          "view_colours": pl.Series([[c for _, c in v] for v in views], dtype=pl.List(pl.Binary))})
     with atomic_path(cache) as tmp:
         frame.with_columns(spec=pl.lit(spec)).write_parquet(tmp)
     return frame
