@@ -33,7 +33,7 @@ import polars as pl
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from near_dup_reference import matching_pairs  # noqa: E402
+from near_dup_reference import map_records, matching_pairs  # noqa: E402
 from web_edits import EDITS, LOOK_ALIKES, SPLITS, decode, edited_pool, jpeg, photos  # noqa: E402
 
 from wukong_data.recipe import DedupeConfig  # noqa: E402
@@ -59,7 +59,7 @@ DEFAULT = DedupeConfig()
 # name -> (signature function, matching views, radius, colour tolerance)
 CANDIDATES = {
     "previous: pHash + RGB grid, radius 7": (previous_signature, [(0, 0)], 7, 2),
-    "view 0 only (trimmed, tapered, YCbCr grid)": (image_signature, [(0, 0)], DEFAULT.hamming_radius, DEFAULT.colour_tolerance),
+    "view 0 only (trimmed, tapered; green + chroma grid)": (image_signature, [(0, 0)], DEFAULT.hamming_radius, DEFAULT.colour_tolerance),
     "five views (default)": (image_signature, MATCHING_VIEWS, DEFAULT.hamming_radius, DEFAULT.colour_tolerance),
     "five views, radius 6": (image_signature, MATCHING_VIEWS, 6, DEFAULT.colour_tolerance),
     "five views, radius 10": (image_signature, MATCHING_VIEWS, 10, DEFAULT.colour_tolerance),
@@ -128,13 +128,8 @@ def speed(n: int) -> dict:
 
 
 def bytes_per_row(pool) -> dict:
-    from wukong_data.stages.dedupe.signatures import signatures
-
+    records = map_records([data for _, _, data in pool])
     n = len(pool)
-    records = signatures(pl.DataFrame({
-        "key": [f"{i:07d}" for i in range(n)], "url": ["http://example.com/a.jpg"] * n, "caption": ["图片"] * n,
-        "sha256": pl.Series([None] * n, dtype=pl.String), "original_width": [100] * n, "original_height": [100] * n,
-        "jpg": [data for _, _, data in pool]}), "jpg")
     out = {}
     for name, columns in [("previous", ["phash", "colour"]), ("current", ["phash", "colour", "view_hashes", "view_colours"])]:
         frame = records.select(columns)

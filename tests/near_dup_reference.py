@@ -9,10 +9,27 @@ relation; a group keeps its largest image (original pixels), then its smallest k
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from wukong_data.stages.dedupe.signatures import MATCHING_VIEWS, unpack_colours
+from wukong_data.stages.dedupe.signatures import MATCHING_VIEWS, signatures, unpack_colours
+
+
+def map_records(images: list[bytes]) -> pl.DataFrame:
+    """The dedupe map's records (signatures.py) of a list of images, keys 0000000, 0000001, ..."""
+    n = len(images)
+    return signatures(pl.DataFrame({
+        "key": [f"{i:07d}" for i in range(n)], "url": [f"http://example.com/{i}.jpg" for i in range(n)],
+        "caption": ["图片"] * n, "sha256": pl.Series([None] * n, dtype=pl.String),
+        "original_width": [100] * n, "original_height": [100] * n, "jpg": images}), "jpg")
+
+
+def view_arrays(records: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(n, K) hashes and (n, K, bytes) colour grids of map records whose images all decoded."""
+    hashes = np.array(records["view_hashes"].to_list(), dtype=np.uint64)
+    colours = np.array([[np.frombuffer(c, np.uint8) for c in row] for row in records["view_colours"].to_list()])
+    return hashes, colours
 
 
 def matching_pairs(hashes: np.ndarray, colours: np.ndarray, radius: int, tolerance: int,

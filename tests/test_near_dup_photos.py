@@ -7,28 +7,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from near_dup_reference import groups, losers, matching_pairs
+from near_dup_reference import groups, losers, map_records, matching_pairs, view_arrays
 from web_edits import EDITS, LOOK_ALIKES, SPLITS, edited_pool
 from wukong_data.recipe import DedupeConfig
-from wukong_data.stages.dedupe.signatures import VIEWS, signatures
+from wukong_data.stages.dedupe.signatures import VIEWS
 
 CONFIG = DedupeConfig()
 
 
-def _records(pool: list[tuple[str, str, bytes]]) -> pl.DataFrame:
-    """The dedupe map records of a pool of images, as the stage computes them."""
-    n = len(pool)
-    return signatures(pl.DataFrame({
-        "key": [f"{i:07d}" for i in range(n)], "url": [f"http://example.com/{i}.jpg" for i in range(n)],
-        "caption": ["图片"] * n, "sha256": [None] * n, "original_width": [100] * n, "original_height": [100] * n,
-        "jpg": [data for _, _, data in pool],
-    }, schema_overrides={"sha256": pl.String}), "jpg")
-
-
 def _pairs(records: pl.DataFrame) -> set[tuple[int, int]]:
-    hashes = np.array(records["view_hashes"].to_list(), dtype=np.uint64)
-    colours = np.array([[np.frombuffer(c, np.uint8) for c in row] for row in records["view_colours"].to_list()])
-    return matching_pairs(hashes, colours, CONFIG.hamming_radius, CONFIG.colour_tolerance)
+    return matching_pairs(*view_arrays(records), CONFIG.hamming_radius, CONFIG.colour_tolerance)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +25,7 @@ def measured():
     out = {}
     for split in SPLITS:
         pool = edited_pool(split)
-        records = _records(pool)
+        records = map_records([data for _, _, data in pool])
         out[split] = (pool, records, _pairs(records))
     return out
 
@@ -87,7 +75,7 @@ def test_colour_look_alikes_stay_apart(measured, split):
 
 
 def test_signature_columns_give_every_view_and_none_for_broken_images(measured):
-    records = _records(measured["heldout"][0][:3] + [("broken", "original", b"<html>not an image</html>")])
+    records = map_records([data for _, _, data in measured["heldout"][0][:3]] + [b"<html>not an image</html>"])
     assert records["view_hashes"].list.len().to_list()[:3] == [len(VIEWS)] * 3
     assert records["view_colours"].list.len().to_list()[:3] == [len(VIEWS)] * 3
     assert records["phash"].to_list()[:3] == [h[0] for h in records["view_hashes"].to_list()[:3]]

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from images import jpeg, resized
+
 PHOTOS = Path(__file__).parent / "data" / "photos"
 SPLITS = ("tuning", "heldout")
 
@@ -29,16 +31,6 @@ def photos(split: str) -> dict[str, bytes]:
 def decode(data: bytes) -> Image.Image:
     with Image.open(io.BytesIO(data)) as image:
         return image.convert("RGB")
-
-
-def jpeg(image: Image.Image, quality: int = 90) -> bytes:
-    buf = io.BytesIO()
-    image.convert("RGB").save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
-
-
-def _resize(image: Image.Image, scale: float) -> Image.Image:
-    return image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
 
 
 def _crop_corner(image: Image.Image, fraction: float, corner: int) -> Image.Image:
@@ -111,8 +103,8 @@ def _hue_rotated(image: Image.Image, degrees: float) -> Image.Image:
 
 # name -> edit(image, i): i is the photo's index, to vary corners and colours across photos.
 EDITS = {
-    "resize_50": lambda im, i: jpeg(_resize(im, 0.5)),
-    "thumbnail_200": lambda im, i: jpeg(_resize(im, 200 / max(im.size))),
+    "resize_50": lambda im, i: jpeg(resized(im, 0.5)),
+    "thumbnail_200": lambda im, i: jpeg(resized(im, 200 / max(im.size))),
     "jpeg_q30": lambda im, i: jpeg(im, 30),
     **{f"crop_corner_{p}": (lambda p: lambda im, i: jpeg(_crop_corner(im, p / 100, i % 4)))(p) for p in (2, 5, 10)},
     **{f"crop_centre_{p}": (lambda p: lambda im, i: jpeg(_crop_centre(im, p / 100)))(p) for p in (2, 5, 10)},
@@ -124,7 +116,7 @@ EDITS = {
     "watermark_corner": lambda im, i: jpeg(_watermark(im, centre=False)),
     "watermark_centre": lambda im, i: jpeg(_watermark(im, centre=True)),
     # What a re-hosting site does in one go: crop, shrink, recompress.
-    "crop_resize_jpeg": lambda im, i: jpeg(_resize(_crop_corner(im, 0.05, i % 4), 0.6), 50),
+    "crop_resize_jpeg": lambda im, i: jpeg(resized(_crop_corner(im, 0.05, i % 4), 0.6), 50),
 }
 FLIP = lambda im, i: jpeg(im.transpose(Image.FLIP_LEFT_RIGHT))  # noqa: E731
 LOOK_ALIKES = {f"hue_{d}": (lambda d: lambda im, i: jpeg(_hue_rotated(im, d)))(d) for d in (60, 120, 180)}
