@@ -2,8 +2,8 @@
 search (wukong_data/stages/dedupe/near.py) must agree with, and what the photo tests measure.
 
 Two images are near duplicates when, for some (a, b) of MATCHING_VIEWS (either way round), view
-a of one and view b of the other have pHashes within `radius` bits AND colour grids that differ
-by at most `tolerance` in every cell and channel. Groups are connected components of that
+a of one and view b of the other have pHashes within `radius` bits AND colour grids and edge
+orientations that differ by at most `tolerance` in every level. Groups are connected components of that
 relation; a group keeps its largest image (original pixels), then its smallest key.
 """
 from __future__ import annotations
@@ -26,7 +26,8 @@ def map_records(images: list[bytes]) -> pl.DataFrame:
 
 
 def view_arrays(records: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(n, K) hashes and (n, K, bytes) colour grids of map records whose images all decoded."""
+    """(n, K) hashes and (n, K, bytes) packed colour grids and edge orientations of map records
+    whose images all decoded."""
     hashes = np.array(records["view_hashes"].to_list(), dtype=np.uint64)
     colours = np.array([[np.frombuffer(c, np.uint8) for c in row] for row in records["view_colours"].to_list()])
     return hashes, colours
@@ -36,7 +37,8 @@ def matching_pairs(hashes: np.ndarray, colours: np.ndarray, radius: int, toleran
                    views=MATCHING_VIEWS) -> set[tuple[int, int]]:
     """Every pair i < j of images that are near duplicates.
 
-    hashes: (n, K) uint64, one pHash per view; colours: (n, K, 54) packed colour grids.
+    hashes: (n, K) uint64, one pHash per view; colours: (n, K, 58) packed colour grids and edge
+    orientations.
     """
     n = len(hashes)
     grids = unpack_colours(colours.reshape(n * colours.shape[1], -1)).reshape(n, colours.shape[1], -1)

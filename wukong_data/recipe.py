@@ -61,7 +61,7 @@ class DedupeConfig:
     exact_image: bool = True
     near_duplicates: bool = True
     hamming_radius: int = 8  # bits between the hashes of two views (signatures.py says why 8)
-    colour_tolerance: int = 3  # largest difference of any cell and channel of two views' colour grids, 0-15
+    colour_tolerance: int = 3  # largest difference of any level of two views' colour grids and edge orientations, 0-15
     max_caption_count: int = 10  # captions seen more often are dropped; 0 keeps all
     against: list[str] = field(default_factory=list)  # evaluation images to decontaminate against
 
