@@ -1,14 +1,18 @@
 """Dedupe: planted duplicate groups collapse to one survivor; look-alikes are all kept."""
 import csv
-import random
 
 import polars as pl
 import pytest
 
 from conftest import wukong
+from flat_drawings import LOOK_ALIKES, look_alike
 from images import cropped, jpeg, resized, scene
 from wukong_data.demo.server import serve
+<<<<<<< HEAD
 from wukong_data.demo.synth import draw
+=======
+from wukong_data.stages.dedupe.near import pairs_within
+>>>>>>> neardup2
 from wukong_data.stages.dedupe.signatures import normalise_url
 
 SHARD = 20  # crawl samples_per_shard: duplicate groups span shards
@@ -44,10 +48,8 @@ def planted(tmp_path_factory):
     # The same URL again, with scheme/host case, default port and fragment differences.
     rows.append(("/s/7.jpg", "同一个网址", None, "scene7"))
     # Look-alikes: same shape other colour, same colour other shape, on the same background.
-    for i, (colour, shape) in enumerate([("红色", "圆形"), ("蓝色", "圆形"), ("橙色", "圆形"), ("红色", "正方形"),
-                                         ("红色", "三角形"), ("红色", "菱形")]):
-        body = jpeg(draw(colour, shape, "中间", "白色", size=(300, 300), rng=random.Random(99)))
-        rows.append((f"/look/{i}.jpg", f"看起来相似的图{i}", body, f"look{i}"))
+    for i, (colour, shape) in enumerate(LOOK_ALIKES):
+        rows.append((f"/look/{i}.jpg", f"看起来相似的图{i}", look_alike(colour, shape), f"look{i}"))
     # Boilerplate: 4 times (over max_caption_count=3) with whitespace variants; another 3 times.
     for i, caption in enumerate(["点击 查看", " 点击  查看", "点击 查看 ", "点击\t查看"]):
         rows.append((f"/boiler/{i}.jpg", caption, jpeg(scene(100 + i)), f"boiler{i}"))

@@ -8,6 +8,7 @@ from wukong_data.engines.local import LocalEngine
 from wukong_data.stages import select
 from wukong_data.stages.dedupe import near, search
 from wukong_data.stages.dedupe.partitions import write_sorted
+from wukong_data.stages.dedupe.signatures import COLOUR_BYTES
 from wukong_data.stages.export import plan_tasks
 from wukong_data.stages.score import decide
 
@@ -57,12 +58,12 @@ def test_search_finds_every_pair_within_the_radius_once():
 def test_a_cluster_of_identical_images_is_one_group_with_a_bounded_number_of_pairs(tmp_path):
     """2,000 identical copies (one banner) and 3 photos: the copies cost ties, not pairs."""
     copies = 2000
-    banner = (np.uint64(0x0F0F_3333_5555_AAAA), b"\x11" * 54)
+    banner = (np.uint64(0x0F0F_3333_5555_AAAA), b"\x11" * COLOUR_BYTES)
     rng = np.random.default_rng(2)
     records = pl.DataFrame({
         "key_id": pl.Series(range(copies + 3), dtype=pl.UInt64),
         "view_hashes": [[banner[0]]] * copies + [[int(h)] for h in rng.integers(0, 2**63, 3, dtype=np.uint64)],
-        "view_colours": [[banner[1]]] * copies + [[bytes([i]) * 54] for i in range(3)],
+        "view_colours": [[banner[1]]] * copies + [[bytes([i]) * COLOUR_BYTES] for i in range(3)],
     }, schema={"key_id": pl.UInt64, "view_hashes": pl.List(pl.UInt64), "view_colours": pl.List(pl.Binary)})
     folder = tmp_path / "near"
     write_sorted(near.pool_entries(records), "hash", folder / "pool" / "00000.parquet")

@@ -61,8 +61,8 @@ class DedupeConfig:
     exact_url: bool = True
     exact_image: bool = True
     near_duplicates: bool = True
-    hamming_radius: int = 7  # pHash bits; measured: resize <= 2, JPEG q30 <= 4, 5% crop <= 6
-    colour_tolerance: int = 2  # largest difference of any cell of the 6x6 colour grids, 0-15 scale
+    hamming_radius: int = 8  # bits between the hashes of two views (signatures.py says why 8)
+    colour_tolerance: int = 3  # largest difference of any level of two views' colour grids and edge orientations, 0-15
     max_caption_count: int = 10  # captions seen more often are dropped; 0 keeps all
     against: list[str] = field(default_factory=list)  # evaluation images to decontaminate against
     partitions: int = 0  # hash-range partitions of the global steps; 0: one per 4M rows

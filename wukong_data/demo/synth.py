@@ -18,6 +18,14 @@ SHAPES = ("圆形", "正方形", "三角形", "菱形")
 POSITIONS = {"左上角": (0.25, 0.25), "右上角": (0.75, 0.25), "左下角": (0.25, 0.75), "右下角": (0.75, 0.75),
              "中间": (0.5, 0.5)}
 BACKGROUNDS = {"白色": (250, 250, 250), "灰色": (170, 170, 170)}
+# The planted cases and the mismatched captions are drawn on a background no good drawing uses, so
+# that no planted picture is a near duplicate of a good one and each meets its own rule.
+PLANTED_BACKGROUND = ("米色", (238, 226, 198))
+# On it, the planted cases show these (colour, shape, position); the mismatched captions others.
+BOILERPLATE = [(c, s) for c in ("青色", "橙色", "蓝色") for s in ("圆形", "正方形", "三角形", "菱形")]
+PLANTED = {("红色", "圆形", "中间"), ("蓝色", "正方形", "中间"), ("绿色", "正方形", "左上角"),
+           ("黄色", "圆形", "右上角"), ("紫色", "三角形", "左下角"), ("黑色", "菱形", "右下角")} \
+    | {(c, s, "中间") for c, s in BOILERPLATE}
 TEMPLATES = ("{bg}背景的{pos}有一个{colour}的{shape}", "一个{colour}{shape}位于{bg}画面的{pos}",
              "{pos}画着{colour}的{shape}，背景是{bg}")
 
@@ -45,7 +53,7 @@ def _texture(base: tuple[int, int, int], size, rng: random.Random) -> Image.Imag
 def draw(colour: str, shape: str, position: str, background: str, size=(288, 256), rng=None) -> Image.Image:
     rng = rng or random.Random(0)
     w, h = size
-    image = _texture(BACKGROUNDS[background], size, rng)
+    image = _texture(dict([*BACKGROUNDS.items(), PLANTED_BACKGROUND])[background], size, rng)
     d = ImageDraw.Draw(image)
     cx, cy = POSITIONS[position]
     cx, cy = cx * w + rng.uniform(-6, 6), cy * h + rng.uniform(-6, 6)
@@ -84,8 +92,8 @@ def good_samples(n: int, seed: int = 0) -> list[Sample]:
 def planted_samples(good: list[Sample]) -> list[Sample]:
     """One or more rows per bad case a real crawl meets; `kind` names the case."""
     def picture(seed: int, **kw) -> bytes:  # a distinct image per planted case, so each meets its own rule
-        return jpeg(draw(kw.get("colour", "红色"), kw.get("shape", "圆形"), "中间", "白色",
-                         size=kw.get("size", (288, 256)), rng=random.Random(1000 + seed)))
+        return jpeg(draw(kw.get("colour", "红色"), kw.get("shape", "圆形"), kw.get("position", "中间"),
+                         PLANTED_BACKGROUND[0], size=kw.get("size", (288, 256)), rng=random.Random(1000 + seed)))
 
     ok = picture(0)
     return [
@@ -100,30 +108,34 @@ def planted_samples(good: list[Sample]) -> list[Sample]:
                "extreme_aspect_ratio"),
         Sample(good[0].url_path, good[0].caption, good[0].body, "duplicate_url"),
         Sample("/img/copy-of-1.jpg", "另一个网站转载的同一张图", good[1].body, "duplicate_image"),
-        Sample("/img/english.jpg", "A green square in the middle", picture(3, colour="绿色", shape="正方形"),
-               "english_caption"),
-        Sample("/img/japanese.jpg", "白い背景の真ん中に黄色い丸があります", picture(4, colour="黄色"), "japanese_caption"),
-        Sample("/img/filename.jpg", "IMG_0001.jpg", picture(5, colour="紫色", shape="三角形"), "meaningless_caption"),
-        Sample("/img/generic.jpg", "图片", picture(6, colour="黑色", shape="菱形"), "meaningless_caption"),
+        Sample("/img/english.jpg", "A green square in the top left corner",
+               picture(3, colour="绿色", shape="正方形", position="左上角"), "english_caption"),
+        Sample("/img/japanese.jpg", "背景の右上に黄色い丸があります", picture(4, colour="黄色", position="右上角"),
+               "japanese_caption"),
+        Sample("/img/filename.jpg", "IMG_0001.jpg", picture(5, colour="紫色", shape="三角形", position="左下角"),
+               "meaningless_caption"),
+        Sample("/img/generic.jpg", "图片", picture(6, colour="黑色", shape="菱形", position="右下角"),
+               "meaningless_caption"),
         Sample("/img/half-size-of-2.jpg", "转载时缩小了一半的图", _resized(good[2].body, 0.5), "near_duplicate_image"),
         Sample("/img/recompressed-3.jpg", "转载时重新压缩的图", _recompressed(good[3].body, 30), "near_duplicate_image"),
     ] + mismatched_samples(20) + [
         # Boilerplate shared by many unrelated images: more than 10 times, so all are dropped.
-        Sample(f"/img/boilerplate-{i}.jpg", "点击查看原图", picture(10 + i, colour="青色"), "frequent_caption")
-        for i in range(12)
+        Sample(f"/img/boilerplate-{i}.jpg", "点击查看原图", picture(10 + i, colour=colour, shape=shape), "frequent_caption")
+        for i, (colour, shape) in enumerate(BOILERPLATE)
     ]
 
 
 def mismatched_samples(n: int, seed: int = 7) -> list[Sample]:
     """Images whose caption describes another picture (other colour, shape and position), as
-    search-engine captions often do: the score stage's work."""
+    search-engine captions often do: the score stage's work. Each shows its own combination."""
     rng = random.Random(seed)
+    background = PLANTED_BACKGROUND[0]
+    shown = rng.sample([(c, s, p) for c in COLOURS for s in SHAPES for p in POSITIONS if (c, s, p) not in PLANTED], n)
     out = []
-    for i in range(n):
-        colour, other_colour = rng.sample(list(COLOURS), 2)
-        shape, other_shape = rng.sample(SHAPES, 2)
-        position, other_position = rng.sample(list(POSITIONS), 2)
-        background = rng.choice(list(BACKGROUNDS))
+    for i, (colour, shape, position) in enumerate(shown):
+        other_colour = rng.choice([c for c in COLOURS if c != colour])
+        other_shape = rng.choice([s for s in SHAPES if s != shape])
+        other_position = rng.choice([p for p in POSITIONS if p != position])
         image = draw(colour, shape, position, background, rng=rng)
         caption = rng.choice(TEMPLATES).format(bg=background, pos=other_position, colour=other_colour, shape=other_shape)
         out.append(Sample(f"/img/mismatch-{i}.jpg", caption, jpeg(image), "mismatched_caption"))

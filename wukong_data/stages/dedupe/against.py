@@ -65,10 +65,10 @@ def against_signatures(paths: list[str], cache: Path, ui) -> pl.DataFrame:
             views.append(signature)
     if failed:
         ui.print(f"[yellow]dedupe: {failed} decontamination images could not be decoded and were skipped[/]")
-    frame = pl.DataFrame({"name": names, "phash": pl.Series([v[0] for v in views], dtype=pl.UInt64),
-                          "colour": pl.Series([v[1] for v in views], dtype=pl.Binary),
-                          "view_hashes": pl.Series([[v[0]] for v in views], dtype=pl.List(pl.UInt64)),
-                          "view_colours": pl.Series([[v[1]] for v in views], dtype=pl.List(pl.Binary))})
+    frame = pl.DataFrame({"name": names, "phash": pl.Series([v[0][0] for v in views], dtype=pl.UInt64),
+                          "colour": pl.Series([v[0][1] for v in views], dtype=pl.Binary),
+                          "view_hashes": pl.Series([[h for h, _ in v] for v in views], dtype=pl.List(pl.UInt64)),
+                          "view_colours": pl.Series([[c for _, c in v] for v in views], dtype=pl.List(pl.Binary))})
     with atomic_path(cache) as tmp:
         frame.with_columns(spec=pl.lit(spec)).write_parquet(tmp)
     return frame

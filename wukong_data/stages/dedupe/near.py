@@ -32,7 +32,7 @@ from scipy.sparse.csgraph import connected_components
 from ...build import atomic_path
 from . import search
 from .partitions import read_range, write_sorted
-from .signatures import GRID, MATCHING_VIEWS, unpack_colours
+from .signatures import COLOUR_BYTES, MATCHING_VIEWS, unpack_colours
 
 NEAR = "_near"
 AGAINST = "against"
@@ -139,7 +139,7 @@ class Representatives:
             files = {name: np.lib.format.open_memmap(arrays / f"{name}.npy", "w+", dtype, shape)
                      for name, dtype, shape in (("hash", np.uint64, (n,)), ("view", np.uint8, (n,)),
                                                 ("key_id", np.uint64, (n,)), ("against", np.bool_, (n,)),
-                                                ("colour", np.uint8, (n, GRID * GRID * 3 // 2)))}
+                                                ("colour", np.uint8, (n, COLOUR_BYTES)))}
             start = 0
             for p in range(partitions):
                 part = pl.read_parquet(near / "reps" / f"{p:05d}.parquet")
