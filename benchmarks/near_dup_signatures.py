@@ -36,7 +36,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))

@@ -3,9 +3,8 @@ shape of one colour on a plain, faintly shaded background, as product shots on a
 are) with what each one shows, and the look-alike drawings of the dedupe stage's test.
 
 Distinct drawings must never merge. The demo's 300 good drawings show 300 of the 320 combinations
-of colour, shape, position and background; its 20 mismatched-caption drawings pick theirs at
-random, so 19 show a good drawing's combination again, at another size (radius 16-21% of the
-height) and a few pixels away: what a crop or a zoom of one drawing makes, not a distinct one.
+of colour, shape, position and background; its 20 mismatched-caption drawings show 20 other
+combinations, on a background no good drawing uses.
 """
 from __future__ import annotations
 

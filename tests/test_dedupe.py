@@ -8,11 +8,6 @@ from conftest import wukong
 from flat_drawings import LOOK_ALIKES, look_alike
 from images import cropped, jpeg, resized, scene
 from wukong_data.demo.server import serve
-<<<<<<< HEAD
-from wukong_data.demo.synth import draw
-=======
-from wukong_data.stages.dedupe.near import pairs_within
->>>>>>> neardup2
 from wukong_data.stages.dedupe.signatures import normalise_url
 
 SHARD = 20  # crawl samples_per_shard: duplicate groups span shards
