@@ -28,6 +28,7 @@ from .errors import UserError
 
 MANIFEST = "manifest.json"
 COUNTS = ".counts.json"
+ADOPTED = "_adopted.json"  # DIR/crawl/: the img2dataset shards adopted as the crawl (stages/adopt.py)
 _VERSIONED_PACKAGES = ("wukong-data", "img2dataset", "pyarrow", "polars", "pillow", "webdataset")
 
 
@@ -129,6 +130,7 @@ class BuildDir:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self._layout: KeyLayout | None = None
+        self._adopted: dict | None = None
 
     def prepare(self) -> None:
         """Create the directory, refusing a non-empty one that is not a build."""
@@ -223,9 +225,24 @@ class BuildDir:
             total.add(self.shard_counts(stage, shard))
         return total
 
+    def adopted(self) -> dict[str, dict]:
+        """Crawl shards adopted from an img2dataset download: shard -> source and fingerprint."""
+        if self._adopted is None:
+            path = self.stage_dir("crawl") / ADOPTED
+            self._adopted = json.loads(path.read_text()) if path.exists() else {}
+        return self._adopted
+
+    def crawl_key(self, shard: str) -> pl.Expr:
+        """The build key of a crawl shard's rows, from their stored `key` column: img2dataset's
+        own for a crawl of ours; for an adopted shard, the build's shard id then the row index."""
+        entry = self.adopted().get(shard)
+        if entry is None:
+            return pl.col("key")
+        return pl.lit(shard) + pl.col("key").str.slice(len(entry["source_shard"])).str.zfill(self.layout.row_digits)
+
     def scan_crawl(self, shard: str) -> pl.LazyFrame:
         """A crawl shard's rows: img2dataset's columns, image bytes included (read lazily)."""
-        return pl.scan_parquet(self.crawl_path(shard))
+        return pl.scan_parquet(self.crawl_path(shard)).with_columns(key=self.crawl_key(shard))
 
     def scan_decisions(self, stage: str, shard: str) -> pl.LazyFrame:
         """key, reason (null = kept) and the stage's columns, for each row that entered `stage`.

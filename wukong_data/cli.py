@@ -49,6 +49,8 @@ def _run(fn, *args, **kwargs):
 def build(
     recipe: str = typer.Argument(..., help="a recipe TOML path, or a bundled recipe name (demo, wukong-100m)"),
     input: Optional[str] = typer.Option(None, "--input", help="URL list(s): file, folder or glob; replaces the recipe's"),
+    from_crawl: Optional[str] = typer.Option(None, "--from-crawl", help="adopt an img2dataset download (folder or "
+                                             "glob; parquet or webdataset output) as the crawl instead of crawling"),
     out: Optional[Path] = typer.Option(None, "--out", help="build directory [default: build/RECIPE-NAME]"),
     stage: Optional[List[str]] = typer.Option(None, "--stage", help="run only this stage (repeatable)"),
     engine: str = typer.Option("local", "--engine", help="local (process pool) or ray"),
@@ -66,8 +68,12 @@ def build(
 
     def go():
         r = recipes.load(recipe)
+        if input is not None and from_crawl is not None:
+            raise UserError("--input and --from-crawl: give one (URL lists to crawl, or a crawl to adopt)")
         if input is not None:
-            r.input.path = input
+            r.input.path, r.input.from_crawl = input, None
+        if from_crawl is not None:
+            r.input.from_crawl = from_crawl
         ui = UI(quiet)
         built = run_build(r, str(out or Path("build") / r.name), only=stage or None,
                           engine=make_engine(engine, workers or r.crawl.processes), limit=limit, force=force, ui=ui)

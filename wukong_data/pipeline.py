@@ -68,8 +68,13 @@ def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine
         # The forced stages and every stage after them are redone: their outputs and statuses go.
         cleared = STAGE_ORDER[STAGE_ORDER.index(selected[0]):]
         _clear(build, list(cleared))
-        build.update_manifest(stages={s: v for s, v in manifest.get("stages", {}).items() if s not in cleared})
+        build.update_manifest(stages={s: v for s, v in manifest.get("stages", {}).items() if s not in cleared},
+                              **({"crawl_source": None, "keys": None} if "crawl" in cleared else {}))
 
+    if "crawl" not in selected or not force:
+        from .stages.adopt import check_unchanged
+
+        check_unchanged(build)
     ctx = StageContext(build=build, recipe=recipe, engine=engine, ui=ui, limit=limit)
     for stage in selected:
         for needed in stages_before(recipe.stages, stage):

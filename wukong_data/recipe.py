@@ -31,6 +31,9 @@ EXPORT_FORMATS = ("webdataset", "parquet")
 @dataclass
 class InputConfig:
     path: str | None = None  # a file, a folder or a glob; relative paths are relative to the recipe
+    # Or an img2dataset download (output_format parquet or webdataset), a folder or a glob of
+    # several, adopted as the crawl stage instead of crawling (stages/adopt.py).
+    from_crawl: str | None = None
     format: str = "auto"
     url_column: str = "url"
     caption_column: str = "caption"
@@ -262,9 +265,10 @@ def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
         raise UserError(f"{source}: [crawl].encode_quality must be between 0 and 100, got {quality}")
     if not recipe.export.formats:
         raise UserError(f"{source}: [export].formats must name at least one format")
-    if recipe.input.path and base_dir is not None and "://" not in recipe.input.path:
-        path = Path(recipe.input.path)
-        recipe.input.path = str(path if path.is_absolute() else base_dir / path)
+    for key in ("path", "from_crawl"):
+        value = getattr(recipe.input, key)
+        if value and base_dir is not None and "://" not in value and not Path(value).is_absolute():
+            setattr(recipe.input, key, str(base_dir / value))
     return recipe
 
 

@@ -57,7 +57,8 @@ def collect(build_dir: str, summaries: bool = True) -> dict:
     build = BuildDir(build_dir)
     manifest = build.read_manifest()
     stages = manifest["recipe"]["stages"]
-    report = {"build": str(build.root), "recipe": manifest["recipe"]["name"], "funnel": funnel(manifest)}
+    report = {"build": str(build.root), "recipe": manifest["recipe"]["name"], "funnel": funnel(manifest),
+              "crawl_source": manifest.get("crawl_source") or {"url_lists": manifest["recipe"]["input"]["path"]}}
     done = {f["stage"]: f for f in report["funnel"] if f["status"] == "done"}
     if "crawl" not in done:
         return report
@@ -99,6 +100,9 @@ def render(report: dict, console) -> None:
         funnel.add_row(f["stage"], f["status"], f"{f['rows_in']:,}", f"{f['kept']:,}",
                        f"{sum(f['rejected'].values()):,}", reasons)
     console.print(funnel)
+    source = report.get("crawl_source") or {}
+    if source.get("from_crawl"):
+        console.print(f"crawl adopted from {', '.join(source['from_crawl'])}")
     if "totals" not in report:
         return
     t = report["totals"]

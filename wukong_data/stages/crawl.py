@@ -55,6 +55,21 @@ class CrawlStage:
     """Normalise the URL lists, then crawl them with img2dataset."""
 
     def run(self, ctx: StageContext) -> None:
+        if ctx.recipe.input.from_crawl:
+            from .adopt import adopt
+
+            adopt(ctx, ctx.recipe.input.from_crawl)
+        else:
+            self._crawl(ctx)
+        crawl = ctx.build.stage_dir("crawl")
+        ctx.engine.map(write_counts, [(str(ctx.build.root), s) for s in ctx.build.crawl_shards()
+                                      if not (crawl / f"{s}.counts.json").exists()])
+
+    def _crawl(self, ctx: StageContext) -> None:
+        adopted = ctx.build.read_manifest().get("crawl_source")
+        if adopted:
+            raise UserError(f"{ctx.build.root}: its crawl was adopted from {adopted['from_crawl']}; pass --force "
+                            f"to crawl the URL list instead")
         n_rows, n_shards = self._prepare_input(ctx)
         ctx.build.log_dir.mkdir(parents=True, exist_ok=True)
         if len(ctx.build.crawl_shards()) < n_shards:
@@ -66,9 +81,6 @@ class CrawlStage:
                 f"crawl incomplete: {missing} of {n_shards} shards failed; run the same command again to "
                 f"retry them (details in {ctx.build.log_dir / 'crawl.log'})"
             )
-        crawl = ctx.build.stage_dir("crawl")
-        ctx.engine.map(write_counts, [(str(ctx.build.root), s) for s in shards
-                                      if not (crawl / f"{s}.counts.json").exists()])
 
     def _prepare_input(self, ctx: StageContext) -> tuple[int, int]:
         """Write DIR/input/NNNNN.parquet, one per input file; skipped when already done for this input."""

@@ -96,7 +96,7 @@ def _crawl_rows(build: BuildDir, shard: str, keys: pl.Series, image_ext: str):
     path = build.crawl_path(shard)
     file = pq.ParquetFile(path)
     bounds = np.cumsum([file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)])
-    index = (pl.read_parquet(path, columns=["key"]).with_row_index("position")
+    index = (build.scan_crawl(shard).select("key").collect().with_row_index("position")
              .join(pl.DataFrame({"key": keys}), on="key", how="inner").sort("key"))
     group_of = np.searchsorted(bounds, index["position"].to_numpy(), side="right")
     columns = [c for c in _CRAWL_COLUMNS if c in file.schema_arrow.names] + [image_ext]
@@ -108,7 +108,8 @@ def _crawl_rows(build: BuildDir, shard: str, keys: pl.Series, image_ext: str):
             if group not in cache:
                 if len(cache) >= 8:
                     cache.pop(next(iter(cache)))
-                cache[group] = pl.from_arrow(file.read_row_group(group, columns=columns))
+                cache[group] = pl.from_arrow(file.read_row_group(group, columns=columns)).with_columns(
+                    key=build.crawl_key(shard))
         rows = pl.concat([cache[g] for g in groups]).join(wanted, on="key", how="semi")
         yield rows.sort("key").rename({image_ext: "image"})
 
