@@ -1,9 +1,15 @@
 """Engines map stage work over shards and partitions. Stages never know which engine runs them:
-they hand `map` a picklable function, the items, and what one call needs (`Resources`); the
-engine decides where and how many run at once."""
+they hand `map` (or `imap`) a picklable function, the items, and what one call needs
+(`Resources`); the engine decides where and how many run at once. Engines: `local` (a process
+pool, engines/local.py) and `ray` (a Ray cluster, engines/ray.py)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+# Where an engine tells a worker how many threads its libraries may use (Ray sets it per task).
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS")
 
 
 @dataclass(frozen=True)
@@ -18,11 +24,61 @@ class Resources:
 CPU = Resources()
 
 
-def make_engine(name: str, workers: int):
+def grant_threads(cpus: float) -> None:
+    """Run in a worker process before its libraries load: their thread pools use what it was given."""
+    for name in _THREAD_VARIABLES:
+        os.environ[name] = str(max(1, int(cpus)))
+
+
+def granted_threads() -> int:
+    """Threads this process may use for a model (0: it runs alone, the library decides)."""
+    return int(os.environ.get("OMP_NUM_THREADS", 0))
+
+
+class Engine:
+    """The protocol both engines implement: imap (results as they finish), and map on top of it."""
+
+    name: str
+    workers: int
+
+    def imap(self, fn: Callable, items: Iterable, resources: Resources = CPU) -> Iterator:
+        raise NotImplementedError
+
+    def map(self, fn: Callable, items: Iterable, on_result: Callable | None = None,
+            resources: Resources = CPU) -> list:
+        """Run fn(item) for every item; results in item order. on_result sees each as it lands."""
+        items = list(items)
+        results = [None] * len(items)
+        for i, result in self.imap(_Indexed(fn), list(enumerate(items)), resources):
+            results[i] = result
+            if on_result:
+                on_result(result)
+        return results
+
+    def close(self) -> None:
+        """Release what the engine started (a local Ray)."""
+
+
+class _Indexed:
+    """fn wrapped to carry its item's position through an unordered imap (picklable)."""
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+
+    def __call__(self, indexed):
+        i, item = indexed
+        return i, self.fn(item)
+
+
+def make_engine(name: str, workers: int, address: str | None = None) -> Engine:
     if name == "local":
         from .local import LocalEngine
 
         return LocalEngine(workers)
+    if name == "ray":
+        from .ray import RayEngine
+
+        return RayEngine(workers, address)
     from ..errors import UserError
 
-    raise UserError(f"--engine {name}: not available (available: local)")
+    raise UserError(f"--engine {name}: unknown (expected local or ray)")

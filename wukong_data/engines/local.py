@@ -4,7 +4,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Callable, Iterable, Iterator
 
-from . import CPU, Resources
+from . import CPU, Engine, Resources, grant_threads
 
 
 def _gpu_count() -> int:
@@ -16,7 +16,7 @@ def _gpu_count() -> int:
         return 0
 
 
-class LocalEngine:
+class LocalEngine(Engine):
     """A process pool on one machine. Work that asks for a GPU runs in as many processes as there
     are GPUs (each process loads its model once); on a machine without one, on the CPU workers."""
 
@@ -41,29 +41,7 @@ class LocalEngine:
             yield from map(fn, items)
             return
         # spawn, not fork: the parent may hold threads (progress bars) that fork would copy mid-lock.
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=grant_threads,
+                                 initargs=(resources.cpus,)) as pool:
             for future in as_completed([pool.submit(fn, item) for item in items]):
                 yield future.result()
-
-    def map(self, fn: Callable, items: Iterable, on_result: Callable | None = None,
-            resources: Resources = CPU) -> list:
-        """Run fn(item) for every item; results in item order. on_result sees each as it lands."""
-        items = list(items)
-        indexed = [(i, item) for i, item in enumerate(items)]
-        results = [None] * len(items)
-        for i, result in self.imap(_Indexed(fn), indexed, resources):
-            results[i] = result
-            if on_result:
-                on_result(result)
-        return results
-
-
-class _Indexed:
-    """fn wrapped to carry its item's position through an unordered imap (picklable)."""
-
-    def __init__(self, fn: Callable):
-        self.fn = fn
-
-    def __call__(self, indexed):
-        i, item = indexed
-        return i, self.fn(item)

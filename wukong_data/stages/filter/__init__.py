@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from ...engines import granted_threads
 from ...recipe import FilterConfig
 from .image import decodes, nsfw_scorer
 from .language import identify
@@ -78,7 +79,7 @@ class TextRules:
                 if may_hold_name(tags):
                     to_mask.append(i)
         if to_mask:
-            masked = mask_names([out_captions[i] for i in to_mask], recogniser(threads=1),
+            masked = mask_names([out_captions[i] for i in to_mask], recogniser(granted_threads()),
                                 cfg.person_name_placeholder, cfg.name_batch_size)
             for i, (caption, count) in zip(to_mask, masked):
                 out_captions[i], n_masked[i] = caption, count

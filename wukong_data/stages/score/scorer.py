@@ -13,6 +13,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
+from ...engines import granted_threads
 from ...filip.checkpoint import VOCAB, load_model
 from ...images import decodable_size
 from ...filip.loss import pair_scores
@@ -20,6 +21,16 @@ from ...filip.tokenizer import ChineseTokenizer
 
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def _device(setting: str) -> torch.device:
+    """The recipe's device; "auto" is whatever the engine placed this worker on (a GPU it was
+    given, else the CPU, with the threads it was given)."""
+    if setting == "auto":
+        setting = "cuda" if torch.cuda.is_available() else "cpu"
+    if setting == "cpu" and granted_threads():
+        torch.set_num_threads(granted_threads())
+    return torch.device(setting)
 
 
 def _decode_on_cpu(data: bytes) -> torch.Tensor | None:
@@ -63,12 +74,8 @@ def decode_batch(images: list[bytes], device: torch.device) -> list[torch.Tensor
 
 class Scorer:
     def __init__(self, checkpoint: str | Path, device: str = "auto", batch_size: int = 64):
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device == "cpu":
-            torch.set_num_threads(1)  # one thread per engine worker: the engine gives the parallelism
-        self.device = torch.device(device)
-        self.model = load_model(checkpoint, device)
+        self.device = _device(device)
+        self.model = load_model(checkpoint, self.device.type)
         cfg = self.model.cfg
         self.tokenizer = ChineseTokenizer(Path(checkpoint) / VOCAB, cfg.context_length)
         self.batch_size = batch_size
@@ -104,11 +111,7 @@ class ClipScorer:
     def __init__(self, model_name: str, weights: str | Path, device: str = "auto", batch_size: int = 64):
         import open_clip
 
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device == "cpu":
-            torch.set_num_threads(1)
-        self.device = torch.device(device)
+        self.device = _device(device)
         self.model, _, self.preprocess = open_clip.create_model_and_transforms(
             model_name, pretrained=str(weights), device=self.device, load_weights=True)
         self.model.eval()
