@@ -54,6 +54,8 @@ def build(
     out: Optional[Path] = typer.Option(None, "--out", help="build directory [default: build/RECIPE-NAME]"),
     stage: Optional[List[str]] = typer.Option(None, "--stage", help="run only this stage (repeatable)"),
     engine: str = typer.Option("local", "--engine", help="local (process pool) or ray"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="a Ray cluster (ray://host:10001 or "
+                                              "host:6379) [default: start a local Ray]"),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="worker processes [default: the recipe's crawl.processes]"),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="read only the first N input rows"),
     force: bool = typer.Option(False, "--force", help="discard the outputs of the stages run and redo them"),
@@ -74,9 +76,15 @@ def build(
             r.input.path, r.input.from_crawl = input, None
         if from_crawl is not None:
             r.input.from_crawl = from_crawl
+        if ray_address and engine != "ray":
+            raise UserError("--ray-address needs --engine ray")
         ui = UI(quiet)
-        built = run_build(r, str(out or Path("build") / r.name), only=stage or None,
-                          engine=make_engine(engine, workers or r.crawl.processes), limit=limit, force=force, ui=ui)
+        runner = make_engine(engine, workers or r.crawl.processes, ray_address)
+        try:
+            built = run_build(r, str(out or Path("build") / r.name), only=stage or None, engine=runner, limit=limit,
+                              force=force, ui=ui)
+        finally:
+            runner.close()
         render(collect(built.root, summaries=False), ui.console)
 
     _run(go)

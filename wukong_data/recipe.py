@@ -50,6 +50,7 @@ class CrawlConfig:
     skip_reencode: bool = True
     timeout: int = 10
     retries: int = 0
+    shard_retries: int = 1  # passes over shards whose task failed (img2dataset's max_shard_retry)
     processes: int = 2
     threads: int = 64
     samples_per_shard: int = 10000

@@ -42,6 +42,14 @@ def write_counts(task: tuple[str, str]) -> None:
     write_json_atomic(build.stage_dir("crawl") / f"{shard}.counts.json", Counts.of(reasons).to_dict())
 
 
+def _ray_task_failed(err: Exception) -> bool:
+    try:
+        from ray.exceptions import RayError
+    except ImportError:
+        return False
+    return isinstance(err, RayError)
+
+
 def _from_sigint_handler(exit_: SystemExit) -> bool:
     """Was this exit raised by img2dataset's SIGINT handler (Ctrl-C), not by anything else?"""
     tb = exit_.__traceback__
@@ -72,8 +80,17 @@ class CrawlStage:
                             f"to crawl the URL list instead")
         n_rows, n_shards = self._prepare_input(ctx)
         ctx.build.log_dir.mkdir(parents=True, exist_ok=True)
-        if len(ctx.build.crawl_shards()) < n_shards:
-            self._download(ctx, n_rows, n_shards)
+        # img2dataset retries a failed shard under multiprocessing, not under its ray distributor:
+        # there, each pass over the shards still missing is a retry (incremental mode skips the rest).
+        passes = 1 + (ctx.recipe.crawl.shard_retries if ctx.engine.img2dataset_distributor == "ray" else 0)
+        for _ in range(passes):
+            if len(ctx.build.crawl_shards()) >= n_shards:
+                break
+            try:
+                self._download(ctx, n_rows, n_shards)
+            except Exception as err:  # noqa: BLE001 - only a Ray task's failure is a shard to retry
+                if not _ray_task_failed(err):
+                    raise
         shards = ctx.build.crawl_shards()
         missing = n_shards - len(shards)
         if missing:
@@ -162,6 +179,7 @@ class CrawlStage:
                         number_sample_per_shard=cfg.samples_per_shard,
                         oom_shard_count=build.layout.shard_digits,
                         distributor=ctx.engine.img2dataset_distributor,
+                        max_shard_retry=cfg.shard_retries,
                         incremental_mode="incremental",
                         compute_hash="sha256",
                         extract_exif=False,
