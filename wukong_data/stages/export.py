@@ -68,7 +68,7 @@ def shard_name(index: int) -> str:
 def row_hash(keys: pl.Series, seed: int) -> np.ndarray:
     """A seeded 64-bit hash per key (splitmix64 of the integer key): the shuffle's and the
     sample's randomness, the same on every machine and library version."""
-    x = keys.cast(pl.UInt64).to_numpy() + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+    x = keys.cast(pl.UInt64).to_numpy() + np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))
