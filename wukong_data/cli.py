@@ -79,17 +79,41 @@ def build(
 @app.command()
 def stats(
     build_dir: Path = typer.Argument(..., help="a build directory"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON (schema: README, wukong stats)"),
+    html: Optional[Path] = typer.Option(None, "--html", help="also write the report as one self-contained HTML file"),
+    compare: Optional[Path] = typer.Option(None, "--compare", help="another build of the same input: funnel deltas "
+                                                                  "and the rows kept by one and not the other"),
 ):
-    """The funnel of a build: rows in, kept and rejected per reason, per stage; caption and image sizes."""
-    from .stats import collect, render
+    """A build's report: the funnel per stage and reason, languages, distributions of every numeric
+    column with the recipe's thresholds, duplicate groups, top words, samples per reason."""
     from .ui import UI
 
+    if compare is not None:
+        from .report.compare import collect_comparison, render_comparison
+
+        report = _run(collect_comparison, str(build_dir), str(compare))
+        if html is not None:
+            from .report.html import write_comparison
+
+            _run(write_comparison, report, html)
+        if as_json:
+            typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        else:
+            render_comparison(report, UI().console)
+        return
+    from .stats import collect, render
+
     report = _run(collect, str(build_dir))
+    if html is not None:
+        from .report.html import write_report
+
+        _run(write_report, report, html)
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
     else:
         render(report, UI().console)
+    if html is not None:
+        typer.echo(f"report: {html}", err=True)
 
 
 @app.command("train-reference")
