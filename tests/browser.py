@@ -82,10 +82,10 @@ class Chromium:
             raise RuntimeError(f"evaluate failed: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def screenshot(self, path: Path, height: int | None = None) -> None:
-        """A PNG of the page from its top, `height` CSS pixels tall (default: the whole page)."""
+    def screenshot(self, path: Path, height: int | None = None, top: float = 0) -> None:
+        """A PNG of the page from `top`, `height` CSS pixels tall (default: to the end of the page)."""
         size = self.call("Page.getLayoutMetrics")["cssContentSize"]
-        clip = {"x": 0, "y": 0, "width": size["width"], "height": min(height or size["height"], size["height"]),
+        clip = {"x": 0, "y": top, "width": size["width"], "height": min(height or size["height"], size["height"] - top),
                 "scale": 1}
         shot = self.call("Page.captureScreenshot", format="png", clip=clip, captureBeyondViewport=True)
         path.write_bytes(base64.b64decode(shot["data"]))

@@ -125,6 +125,34 @@ def test_samples_for_every_reason_are_rows_with_that_fate(report, demo_build):
     assert small["rows"][0]["values"]["image_min_side"] == 40 and "image_min_side" in small["evidence"]
 
 
+def test_batches_merge_to_the_same_report(report, demo_build):
+    """One shard per batch over two worker processes gives the figures of one batch in one process."""
+    from wukong_data.report.collect import scan
+
+    build = BuildDir(demo_build)
+    merged = scan(build, build.read_manifest(), workers=2, rows_per_batch=100)
+    assert len(build.crawl_shards()) > 2
+    assert merged == {k: report[0][k] for k in merged}
+
+
+def test_report_of_a_build_in_progress(demo_build, tmp_path):
+    """While later stages run, the report covers the finished ones: kept means kept so far."""
+    partial = tmp_path / "partial"
+    shutil.copytree(demo_build, partial, ignore=shutil.ignore_patterns("final", "filter", "score"))
+    manifest = json.loads((partial / "manifest.json").read_text())
+    manifest["stages"] = {"crawl": manifest["stages"]["crawl"], "dedupe": manifest["stages"]["dedupe"],
+                          "filter": {"status": "running"}}
+    (partial / "manifest.json").write_text(json.dumps(manifest))
+    data = json.loads(wukong("stats", partial, "--json", "--html", tmp_path / "partial.html").stdout)
+    assert [f["status"] for f in data["funnel"]] == ["done", "done", "running", "pending", "pending"]
+    assert data["totals"]["kept_rows"] is None and data["totals"]["final_rows"] is None
+    assert set(data["columns"]) == {"image_width", "image_height", "image_min_side", "aspect_ratio"}
+    assert {g["stage"] for g in data["samples"]["rejected"]} == {"crawl", "dedupe"}
+    kept = set(decisions(demo_build, "dedupe").filter(pl.col("reason").is_null())["key"])
+    assert {r["key"] for r in data["samples"]["kept"]} <= kept and data["languages"] == []
+    assert_self_contained((tmp_path / "partial.html").read_text(encoding="utf-8"))
+
+
 class Page(HTMLParser):
     """Every URL-bearing attribute, inline style and element of an HTML page."""
 
@@ -212,6 +240,8 @@ def test_report_in_a_real_browser(report, tmp_path):
                      or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] in ("error", "warning"))]
             assert not noise, noise
             browser.screenshot(ARTIFACTS / f"report-{name}.png", height=2600 if mobile else 3000)
+            samples_top = browser.evaluate("document.getElementById('kept').getBoundingClientRect().top + window.scrollY")
+            browser.screenshot(ARTIFACTS / f"report-{name}-samples.png", height=2600 if mobile else 3000, top=samples_top)
     finally:
         browser.close()
     assert (ARTIFACTS / "report-phone.png").stat().st_size > 10_000

@@ -83,6 +83,7 @@ def stats(
     html: Optional[Path] = typer.Option(None, "--html", help="also write the report as one self-contained HTML file"),
     compare: Optional[Path] = typer.Option(None, "--compare", help="another build of the same input: funnel deltas "
                                                                   "and the rows kept by one and not the other"),
+    workers: int = typer.Option(1, "--workers", min=1, help="processes reading the build (each holds ~300 MB)"),
 ):
     """A build's report: the funnel per stage and reason, languages, distributions of every numeric
     column with the recipe's thresholds, duplicate groups, top words, samples per reason."""
@@ -103,7 +104,7 @@ def stats(
         return
     from .stats import collect, render
 
-    report = _run(collect, str(build_dir))
+    report = _run(collect, str(build_dir), workers=workers)
     if html is not None:
         from .report.html import write_report
 

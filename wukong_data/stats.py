@@ -36,9 +36,10 @@ def funnel(manifest: dict) -> list[dict]:
     return out
 
 
-def collect(build_dir: str, summaries: bool = True) -> dict:
+def collect(build_dir: str, summaries: bool = True, workers: int = 1) -> dict:
     """The report of a build as a JSON-ready dict (its schema: README, "wukong stats"). Without
-    `summaries`, the funnel and totals only (from the manifest)."""
+    `summaries`, the funnel and totals only (from the manifest); with them, the build is read in
+    batches of shards by `workers` processes."""
     build = BuildDir(build_dir)
     manifest = build.read_manifest()
     stages = manifest["recipe"]["stages"]
@@ -62,7 +63,7 @@ def collect(build_dir: str, summaries: bool = True) -> dict:
     if summaries:
         from .report.collect import scan
 
-        report.update(scan(build, manifest))
+        report.update(scan(build, manifest, workers))
     return report
 
 
@@ -85,11 +86,10 @@ def render(report: dict, console) -> None:
     duplicate groups, top words and one example per reason."""
     console.print(_funnel_table(report))
     totals = report.get("totals")
-    if not totals or totals["kept_rows"] is None:
-        return
-    console.print(f"input rows {totals['input_rows']:,}; kept {totals['kept_rows']:,} ({totals['kept_fraction']:.1%})"
-                  + (f"; final: {totals['final_rows']:,} rows in {totals['final_shards']} shards at {totals['final_dir']}"
-                     if totals["final_rows"] is not None else ""))
+    if totals and totals["kept_rows"] is not None:
+        console.print(f"input rows {totals['input_rows']:,}; kept {totals['kept_rows']:,} ({totals['kept_fraction']:.1%})"
+                      + (f"; final: {totals['final_rows']:,} rows in {totals['final_shards']} shards at "
+                         f"{totals['final_dir']}" if totals["final_rows"] is not None else ""))
     if report.get("languages"):
         table = Table(title="languages (rows the filter identified)")
         for name, justify in (("lang", "left"), ("rows", "right"), ("kept", "right"), ("rejected", "left")):

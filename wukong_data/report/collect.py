@@ -125,8 +125,8 @@ def scan_batch(task: tuple[Settings, tuple[str, ...]]) -> Accumulator:
     return Accumulator.of_rows(settings, rows)
 
 
-def scan(build: BuildDir, manifest: dict, workers: int = 1, kept_samples: int = KEPT_SAMPLES,
-         per_reason: int = SAMPLES_PER_REASON) -> dict:
+def scan(build: BuildDir, manifest: dict, workers: int = 1, rows_per_batch: int = ROWS_PER_BATCH,
+         kept_samples: int = KEPT_SAMPLES, per_reason: int = SAMPLES_PER_REASON) -> dict:
     """The report's distributions, languages, duplicate groups, top words and samples, from
     batches of shards mapped over `workers` processes (their results merged as they come)."""
     from ..engines import make_engine
@@ -143,7 +143,7 @@ def scan(build: BuildDir, manifest: dict, workers: int = 1, kept_samples: int = 
     settings = Settings(str(build.root), tuple(stages), tuple(fate.categories), tuple(m.name for m in metrics),
                         _fraction(WORD_SAMPLE, kept_rows), _fraction(GROUP_SAMPLE, dup_rows), kept_samples, per_reason)
     acc = Accumulator(settings)
-    tasks = [(settings, tuple(b)) for b in batches(shards, max(1, ROWS_PER_BATCH // recipe["crawl"]["samples_per_shard"]))]
+    tasks = [(settings, tuple(b)) for b in batches(shards, max(1, rows_per_batch // recipe["crawl"]["samples_per_shard"]))]
     for found in make_engine("local", workers).imap(scan_batch, tasks):
         acc.merge(found)
     return {
@@ -173,7 +173,7 @@ def _distributions(acc: Accumulator, recipe: dict) -> dict:
             passed = counts.filter(~M.rejected_by(metric.decides))
             entry["rejected_range"] = _range(rejected)
             entry["passed_range"] = _range(passed)
-            if not thresholds and rejected.height and passed.height:
+            if metric.threshold_rule and not thresholds and rejected.height and passed.height:
                 if entry["rejected_range"][1] < entry["passed_range"][0]:
                     thresholds["observed_cut"] = entry["passed_range"][0]
                 elif entry["rejected_range"][0] > entry["passed_range"][1]:

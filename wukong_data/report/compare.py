@@ -162,7 +162,8 @@ def render_comparison(report: dict, console) -> None:
         for name in ("setting", "A", "B"):
             table.add_column(name)
         for d in report["recipe_differences"]:
-            table.add_row(d["key"], escape(str(d["a"])), escape(str(d["b"])))
+            table.add_row(d["key"], *(escape(", ".join(map(str, v)) if isinstance(v, list) else str(v))
+                                      for v in (d["a"], d["b"])))
         console.print(table)
     table = Table(title="funnel: A, B and B - A", box=box.SIMPLE_HEAD)
     for name, justify in (("stage", "left"), ("", "left"), ("A", "right"), ("B", "right"), ("B - A", "right")):

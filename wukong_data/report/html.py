@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..build import BuildDir, atomic_path
+from ..errors import UserError
 from ..reasons import REASONS
 from . import svg
 from .images import Thumbnail, thumbnails
@@ -96,8 +97,11 @@ def page(title: str, body: list[str]) -> str:
 
 def write(html: str, path: Path) -> None:
     path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(html, encoding="utf-8")
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(html, encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"--html {path}: cannot write the report ({err.strerror})") from None
 
 
 def card(row: dict, thumbs: dict[str, Thumbnail], why: str, missing: str = "no image", kept: bool = False) -> str:
@@ -228,8 +232,8 @@ def _words(words: dict | None) -> list[str]:
 def _samples(samples: dict, funnel: list[dict], thumbs: dict[str, Thumbnail], input_rows: int) -> list[str]:
     counts = {(f["stage"], r): n for f in funnel for r, n in f.get("rejected", {}).items()}
     kept = "".join(card(r, thumbs, evidence_text(r, ["filip_score"]), kept=True) for r in samples["kept"])
-    out = ['<section id="kept"><h2>Kept samples</h2><p class="muted">Rows kept by every stage, chosen by a seeded '
-           f'hash of their key (the same rows every run).</p><div class="grid">{kept}</div></section>',
+    out = ['<section id="kept"><h2>Kept samples</h2><p class="muted">Rows kept by every finished stage, chosen by a '
+           f'seeded hash of their key (the same rows every run).</p><div class="grid">{kept}</div></section>',
            '<section id="rejected"><h2>Rejected samples, per reason</h2>']
     for group in samples["rejected"]:
         n = counts.get((group["stage"], group["reason"]), 0)
@@ -276,6 +280,14 @@ def write_report(report: dict, path: Path) -> None:
     write(report_page(report, thumbs), path)
 
 
+def _setting(value) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _delta(n: int) -> str:
+    return f"{n:+,}" if n else ""
+
+
 def _compare_funnel(report: dict) -> list[str]:
     rows = []
     for f in report["funnel"]:
@@ -284,12 +296,12 @@ def _compare_funnel(report: dict) -> list[str]:
                         f'</td><td class="n">{_e(f["status"][1])}</td><td></td></tr>')
             continue
         rows.append(f'<tr class="stage"><td>{_e(f["stage"])}</td><td>rows in</td><td class="n">{f["rows_in"][0]:,}</td>'
-                    f'<td class="n">{f["rows_in"][1]:,}</td><td class="n">{f["rows_in"][1] - f["rows_in"][0]:+,}</td></tr>')
+                    f'<td class="n">{f["rows_in"][1]:,}</td><td class="n">{_delta(f["rows_in"][1] - f["rows_in"][0])}</td></tr>')
         for r in f["rejected"]:
             rows.append(f'<tr><td></td><td>{_e(r["reason"])}</td><td class="n">{r["a"]:,}</td><td class="n">{r["b"]:,}</td>'
-                        f'<td class="n">{r["delta"]:+,}</td></tr>')
+                        f'<td class="n">{_delta(r["delta"])}</td></tr>')
         rows.append(f'<tr><td></td><td>kept</td><td class="n">{f["kept"][0]:,}</td><td class="n">{f["kept"][1]:,}</td>'
-                    f'<td class="n">{f["kept_delta"]:+,}</td></tr>')
+                    f'<td class="n">{_delta(f["kept_delta"])}</td></tr>')
     return ['<section id="funnel"><h2>Funnel</h2><div class="table-wrap"><table><thead><tr><th>stage</th><th></th>'
             '<th>A</th><th>B</th><th>B − A</th></tr></thead><tbody>', *rows, '</tbody></table></div></section>']
 
@@ -306,7 +318,7 @@ def comparison_page(report: dict, thumbs: dict[str, Thumbnail]) -> str:
     if report["recipe_differences"]:
         body.append('<section id="recipes"><h2>Recipe settings that differ</h2><div class="table-wrap"><table><thead>'
                     '<tr><th>setting</th><th>A</th><th>B</th></tr></thead><tbody>'
-                    + "".join(f'<tr><td>{_e(d["key"])}</td><td>{_e(d["a"])}</td><td>{_e(d["b"])}</td></tr>'
+                    + "".join(f'<tr><td>{_e(d["key"])}</td><td>{_e(_setting(d["a"]))}</td><td>{_e(_setting(d["b"]))}</td></tr>'
                               for d in report["recipe_differences"]) + '</tbody></table></div></section>')
     body += _compare_funnel(report)
     if report["changes"]:

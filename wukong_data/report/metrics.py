@@ -56,6 +56,7 @@ class Metric:
     decides: tuple[str, ...] = ()  # the reason codes a threshold on it gives
     thresholds: Callable[[dict], dict[str, float]] = field(default=lambda recipe: {})
     log_axis: bool = False
+    threshold_rule: bool = False  # its reasons come from a threshold on it (not, as for lang_score, a rule it feeds)
 
 
 def _min_side() -> pl.Expr:
@@ -76,16 +77,17 @@ METRICS = (
     Metric("image_height", "crawl", "image height (original, px)", lambda: pl.col("original_height"),
            ("original_height",), WHOLE, log_axis=True),
     Metric("image_min_side", "crawl", "shorter side (original, px)", _min_side, ("original_width", "original_height"),
-           WHOLE, ("image_too_small",), lambda r: {"min_side": r["filter"]["min_side"]}, log_axis=True),
+           WHOLE, ("image_too_small",), lambda r: {"min_side": r["filter"]["min_side"]}, log_axis=True,
+           threshold_rule=True),
     Metric("aspect_ratio", "crawl", "aspect ratio (width / height)", _aspect, ("original_width", "original_height"),
            RATIO, ("bad_aspect_ratio",),
            lambda r: {"min_aspect_ratio": r["filter"]["min_aspect_ratio"], "max_aspect_ratio": r["filter"]["max_aspect_ratio"]},
-           log_axis=True),
+           log_axis=True, threshold_rule=True),
     Metric("caption_chars", "filter", "caption length (characters)", lambda: pl.col("caption").str.len_chars(),
            ("caption",), WHOLE),
     Metric("caption_words", "filter", "caption length (words)", lambda: pl.col("n_words"), ("n_words",), WHOLE,
            ("too_few_words", "too_many_words"),
-           lambda r: {"min_words": r["filter"]["min_words"], "max_words": r["filter"]["max_words"]}),
+           lambda r: {"min_words": r["filter"]["min_words"], "max_words": r["filter"]["max_words"]}, threshold_rule=True),
     Metric("lang_score", "filter", "language-ID probability (fastText)", lambda: pl.col("lang_score"),
            ("lang_score",), SCORE, ("not_chinese",)),
     Metric("han_ratio", "filter", "Han share of the caption", lambda: pl.col("han_ratio"), ("han_ratio",), SCORE,
@@ -93,9 +95,9 @@ METRICS = (
     Metric("names_masked", "filter", "person names masked", lambda: pl.col("n_masked"), ("n_masked",), WHOLE),
     Metric("nsfw_score", "filter", "NSFW image score (nudenet)", lambda: pl.col("nsfw_score"), ("nsfw_score",), SCORE,
            ("nsfw_image",), lambda r: {"nsfw_image_threshold": r["filter"]["nsfw_image_threshold"]}
-           if r["filter"]["nsfw_image"] else {}),
+           if r["filter"]["nsfw_image"] else {}, threshold_rule=True),
     Metric("filip_score", "score", "FILIP image-text score", lambda: pl.col("filip_score"), ("filip_score",), SCORE,
-           ("low_filip_score",), _score_thresholds),
+           ("low_filip_score",), _score_thresholds, threshold_rule=True),
 )
 BY_NAME = {m.name: m for m in METRICS}
 

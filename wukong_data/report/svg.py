@@ -142,8 +142,11 @@ def _tick_indices(n: int, most: int = 6) -> list[int]:
     """Evenly spaced indices into n points, the first always, the last when it is not crowded."""
     step = max(1, -(-n // most))
     chosen = list(range(0, n, step))
-    if chosen[-1] != n - 1 and n - 1 - chosen[-1] >= step * 0.6:
-        chosen.append(n - 1)
+    if chosen[-1] != n - 1:
+        if n - 1 - chosen[-1] >= step * 0.75:
+            chosen.append(n - 1)
+        elif len(chosen) > 1:
+            chosen[-1] = n - 1
     return chosen
 
 
