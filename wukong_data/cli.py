@@ -87,32 +87,14 @@ def stats(
 ):
     """A build's report: the funnel per stage and reason, languages, distributions of every numeric
     column with the recipe's thresholds, duplicate groups, top words, samples per reason."""
+    from .stats import make_report, print_report
     from .ui import UI
 
-    if compare is not None:
-        from .report.compare import collect_comparison, render_comparison
-
-        report = _run(collect_comparison, str(build_dir), str(compare))
-        if html is not None:
-            from .report.html import write_comparison
-
-            _run(write_comparison, report, html)
-        if as_json:
-            typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
-        else:
-            render_comparison(report, UI().console)
-        return
-    from .stats import collect, render
-
-    report = _run(collect, str(build_dir), workers=workers)
-    if html is not None:
-        from .report.html import write_report
-
-        _run(write_report, report, html)
+    report = _run(make_report, str(build_dir), html=html, compare=str(compare) if compare else None, workers=workers)
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
     else:
-        render(report, UI().console)
+        print_report(report, UI().console)
     if html is not None:
         typer.echo(f"report: {html}", err=True)
 

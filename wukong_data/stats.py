@@ -7,6 +7,8 @@ milliseconds at any size. The rest of the report streams the build a batch of sh
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich import box
 from rich.markup import escape
 from rich.table import Table
@@ -65,6 +67,33 @@ def collect(build_dir: str, summaries: bool = True, workers: int = 1) -> dict:
 
         report.update(scan(build, manifest, workers))
     return report
+
+
+def make_report(build_dir: str, html: Path | None = None, compare: str | None = None, workers: int = 1) -> dict:
+    """`wukong stats`: the report of a build (or, with `compare`, of two builds side by side),
+    written as an HTML page too when `html` is given."""
+    from .report import html as pages
+
+    if compare is not None:
+        from .report.compare import collect_comparison
+
+        report = collect_comparison(build_dir, compare)
+        if html is not None:
+            pages.write_comparison(report, html)
+        return report
+    report = collect(build_dir, workers=workers)
+    if html is not None:
+        pages.write_report(report, html)
+    return report
+
+
+def print_report(report: dict, console) -> None:
+    if report.get("kind") == "comparison":
+        from .report.compare import render_comparison
+
+        render_comparison(report, console)
+    else:
+        render(report, console)
 
 
 def _number(value) -> str:
