@@ -12,9 +12,13 @@ def test_stats_json_funnel(demo_build, samples):
     assert funnel["crawl"]["rows_in"] == len(samples)
     assert funnel["crawl"]["rejected"] == {"invalid_url": 2, "decode_failed": 2, "download_failed": 1, "opted_out": 1}
     assert funnel["export"]["kept"] == len(final_keys(demo_build)) == report["totals"]["final_rows"]
-    assert report["image_width"]["median"] == 288 and report["caption_chars"]["count"] == report["totals"]["kept_rows"]
-    table = wukong("stats", demo_build).stderr + wukong("stats", demo_build).stdout
-    assert "download_failed" in table and "caption chars" in table
+    columns = report["columns"]
+    assert columns["image_width"]["all"]["median"] == 288
+    assert columns["caption_chars"]["kept"]["count"] == report["totals"]["kept_rows"]
+    proc = wukong("stats", demo_build)
+    table = proc.stderr + proc.stdout
+    for shown in ("download_failed", "caption_chars", "languages", "top words", "an example per reason"):
+        assert shown in table
 
 
 def test_stats_on_a_non_build_is_a_one_line_error(tmp_path):

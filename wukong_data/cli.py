@@ -93,17 +93,24 @@ def build(
 @app.command()
 def stats(
     build_dir: Path = typer.Argument(..., help="a build directory"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON (schema: README, wukong stats)"),
+    html: Optional[Path] = typer.Option(None, "--html", help="also write the report as one self-contained HTML file"),
+    compare: Optional[Path] = typer.Option(None, "--compare", help="another build of the same input: funnel deltas "
+                                                                  "and the rows kept by one and not the other"),
+    workers: int = typer.Option(1, "--workers", min=1, help="processes reading the build (each holds ~300 MB)"),
 ):
-    """The funnel of a build: rows in, kept and rejected per reason, per stage; caption and image sizes."""
-    from .stats import collect, render
+    """A build's report: the funnel per stage and reason, languages, distributions of every numeric
+    column with the recipe's thresholds, duplicate groups, top words, samples per reason."""
+    from .stats import make_report, print_report
     from .ui import UI
 
-    report = _run(collect, str(build_dir))
+    report = _run(make_report, str(build_dir), html=html, compare=str(compare) if compare else None, workers=workers)
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
     else:
-        render(report, UI().console)
+        print_report(report, UI().console)
+    if html is not None:
+        typer.echo(f"report: {html}", err=True)
 
 
 @app.command("train-reference")

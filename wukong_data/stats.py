@@ -1,63 +1,52 @@
-"""`wukong stats`: the funnel of a build (rows in, kept and rejected per reason) and summaries.
+"""`wukong stats`: the funnel of a build and a curator's report of it (wukong_data/report/).
 
 The funnel comes from the manifest (each stage's counts, summed from its per-shard counts files
-when it finished): no decision file is read. The summaries of kept rows are streamed one crawl
-shard at a time, so memory does not grow with the build.
+when it finished): no decision file is read, so the summary printed after every build costs
+milliseconds at any size. The rest of the report streams the build a batch of shards at a time
+(report/collect.py), in memory bounded whatever the row count.
 """
 from __future__ import annotations
 
-import numpy as np
-import polars as pl
+from pathlib import Path
+
+from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from .build import BuildDir
 from .recipe import stages_before
+from .report.svg import compact
+
+SCHEMA_VERSION = 1
 
 
 def funnel(manifest: dict) -> list[dict]:
+    """Per stage: status, and once done rows in, kept, rejected per reason, each also as a
+    fraction of the build's input rows."""
     statuses = manifest.get("stages", {})
+    input_rows = statuses.get("crawl", {}).get("rows_in")
     out = []
     for stage in manifest["recipe"]["stages"]:
         status = statuses.get(stage, {})
         entry = {"stage": stage, "status": status.get("status", "pending")}
         if entry["status"] == "done":
             entry.update({k: status[k] for k in ("rows_in", "kept", "rejected", "shards") if k in status})
+            if input_rows:
+                entry["kept_of_input"] = round(entry["kept"] / input_rows, 6)
+                entry["rejected_of_input"] = {r: round(n / input_rows, 6) for r, n in entry["rejected"].items()}
         out.append(entry)
     return out
 
 
-class _Summary:
-    """min, mean, max exactly; quantiles from a 1-unit histogram of integer values (sizes, lengths)."""
-
-    def __init__(self, top: int = 100_000):
-        self.counts = np.zeros(top + 1, np.int64)
-        self.n, self.total, self.low, self.high = 0, 0.0, None, None
-
-    def add(self, values: np.ndarray) -> None:
-        values = values[~np.isnan(values.astype(np.float64))].astype(np.int64) if len(values) else values
-        if not len(values):
-            return
-        self.n += len(values)
-        self.total += float(values.sum())
-        self.low = min(self.low, int(values.min())) if self.low is not None else int(values.min())
-        self.high = max(self.high, int(values.max())) if self.high is not None else int(values.max())
-        self.counts += np.bincount(np.clip(values, 0, len(self.counts) - 1), minlength=len(self.counts))
-
-    def quantile(self, q: float) -> int:
-        return int(np.searchsorted(np.cumsum(self.counts), q * self.n))
-
-    def to_dict(self) -> dict:
-        if not self.n:
-            return {"count": 0}
-        return {"count": self.n, "min": self.low, "p5": self.quantile(0.05), "median": self.quantile(0.5),
-                "mean": round(self.total / self.n, 2), "p95": self.quantile(0.95), "max": self.high}
-
-
-def collect(build_dir: str, summaries: bool = True) -> dict:
+def collect(build_dir: str, summaries: bool = True, workers: int = 1) -> dict:
+    """The report of a build as a JSON-ready dict (its schema: README, "wukong stats"). Without
+    `summaries`, the funnel and totals only (from the manifest); with them, the build is read in
+    batches of shards by `workers` processes."""
     build = BuildDir(build_dir)
     manifest = build.read_manifest()
     stages = manifest["recipe"]["stages"]
-    report = {"build": str(build.root), "recipe": manifest["recipe"]["name"], "funnel": funnel(manifest),
+    report = {"schema_version": SCHEMA_VERSION, "build": str(build.root), "recipe": manifest["recipe"]["name"],
+              "funnel": funnel(manifest),
               "crawl_source": manifest.get("crawl_source") or {"url_lists": manifest["recipe"]["input"]["path"]}}
     done = {f["stage"]: f for f in report["funnel"] if f["status"] == "done"}
     if "crawl" not in done:
@@ -74,52 +63,130 @@ def collect(build_dir: str, summaries: bool = True) -> dict:
         "final_shards": final["shards"] if final else None,
         "final_dir": str(build.final_dir) if final else None,
     }
-    if summaries and last in done:
-        found = {"caption_chars": _Summary(), "image_width": _Summary(), "image_height": _Summary()}
-        for shard in build.crawl_shards():
-            rows = (build.scan_crawl(shard).select("key", "caption", "original_width", "original_height")
-                    .join(build.kept(last, shard), on="key", how="semi")
-                    .select(caption_chars=pl.col("caption").str.len_chars(), image_width="original_width",
-                            image_height="original_height").collect())
-            for name, summary in found.items():
-                summary.add(rows[name].to_numpy())
-        report.update({name: summary.to_dict() for name, summary in found.items()})
+    if summaries:
+        from .report.collect import scan
+
+        report.update(scan(build, manifest, workers))
     return report
 
 
+def make_report(build_dir: str, html: Path | None = None, compare: str | None = None, workers: int = 1) -> dict:
+    """`wukong stats`: the report of a build (or, with `compare`, of two builds side by side),
+    written as an HTML page too when `html` is given."""
+    from .report import html as pages
+
+    if compare is not None:
+        from .report.compare import collect_comparison
+
+        report = collect_comparison(build_dir, compare)
+        if html is not None:
+            pages.write_comparison(report, html)
+        return report
+    report = collect(build_dir, workers=workers)
+    if html is not None:
+        pages.write_report(report, html)
+    return report
+
+
+def print_report(report: dict, console) -> None:
+    if report.get("kind") == "comparison":
+        from .report.compare import render_comparison
+
+        render_comparison(report, console)
+    else:
+        render(report, console)
+
+
+def _number(value) -> str:
+    if isinstance(value, (int, float)) and abs(value) >= 10_000:
+        return compact(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    return "" if value is None else str(value)
+
+
+def _percent(part: int, whole: int | None) -> str:
+    return f"{part / whole:.1%}" if whole else ""
+
+
 def render(report: dict, console) -> None:
-    funnel = Table(title=f"wukong build {report['recipe']} — {report['build']}")
-    for name, justify in (("stage", "left"), ("status", "left"), ("rows in", "right"), ("kept", "right"),
-                          ("rejected", "right"), ("reasons", "left")):
-        funnel.add_column(name, justify=justify)
-    for f in report["funnel"]:
-        if "rows_in" not in f:
-            funnel.add_row(f["stage"], f["status"], "", "", "", "")
-            continue
-        reasons = ", ".join(f"{r} {n:,}" for r, n in f["rejected"].items())
-        funnel.add_row(f["stage"], f["status"], f"{f['rows_in']:,}", f"{f['kept']:,}",
-                       f"{sum(f['rejected'].values()):,}", reasons)
-    console.print(funnel)
+    """The report as rich tables: funnel, then (when collected) languages, distributions,
+    duplicate groups, top words and one example per reason."""
+    console.print(_funnel_table(report))
     source = report.get("crawl_source") or {}
     if source.get("from_crawl"):
         console.print(f"crawl adopted from {', '.join(source['from_crawl'])}")
-    if "totals" not in report:
-        return
-    t = report["totals"]
-    if t["kept_rows"] is None:
-        return
-    console.print(f"input rows {t['input_rows']:,}; kept {t['kept_rows']:,} ({t['kept_fraction']:.1%})"
-                  + (f"; final: {t['final_rows']:,} rows in {t['final_shards']} shards at {t['final_dir']}"
-                     if t["final_rows"] is not None else ""))
-    if not any(report.get(k, {}).get("count") for k in ("caption_chars", "image_width", "image_height")):
-        return
-    summary = Table(title="kept rows")
-    for name in ("", "min", "p5", "median", "mean", "p95", "max"):
-        summary.add_column(name, justify="right")
-    for label, key in (("caption chars", "caption_chars"), ("image width", "image_width"),
-                       ("image height", "image_height")):
-        s = report.get(key, {"count": 0})
-        if s["count"]:
-            summary.add_row(label, *(f"{s[k]:,.0f}" if k != "mean" else f"{s[k]:,.1f}"
-                                     for k in ("min", "p5", "median", "mean", "p95", "max")))
-    console.print(summary)
+    totals = report.get("totals")
+    if totals and totals["kept_rows"] is not None:
+        console.print(f"input rows {totals['input_rows']:,}; kept {totals['kept_rows']:,} ({totals['kept_fraction']:.1%})"
+                      + (f"; final: {totals['final_rows']:,} rows in {totals['final_shards']} shards at "
+                         f"{totals['final_dir']}" if totals["final_rows"] is not None else ""))
+    if report.get("languages"):
+        table = Table(title="languages (rows the filter identified)")
+        for name, justify in (("lang", "left"), ("rows", "right"), ("kept", "right"), ("rejected", "left")):
+            table.add_column(name, justify=justify)
+        for lang in report["languages"]:
+            table.add_row(lang["lang"], f"{lang['rows']:,}", f"{lang['kept']:,}",
+                          ", ".join(f"{r} {n:,}" for r, n in lang["rejected"].items()))
+        console.print(table)
+    if report.get("columns"):
+        console.print(_distribution_table(report["columns"]))
+    groups = report.get("duplicate_groups")
+    if groups and groups.get("groups"):
+        size = groups["size"]
+        console.print(f"duplicate groups: {groups['groups']:,}"
+                      + (f" (a {groups['sampled_fraction']:.2%} hash sample of groups)" if groups["sampled_fraction"] < 1 else "")
+                      + f"; rows per group: median {size['median']}, p99 {size['p99']}, max {size['max']}")
+    words = report.get("top_words")
+    if words and words.get("words"):
+        console.print(f"top words of kept captions ({words['captions_read']:,} of {words['kept_rows']:,} read, a hash "
+                      f"sample): " + "  ".join(f"{w} {n:,}" for w, n in words["words"][:20]))
+    elif words and words.get("error"):
+        console.print(f"top words: {words['error']}")
+    if report.get("samples", {}).get("rejected"):
+        console.print(_examples_table(report["samples"]["rejected"]))
+
+
+def _funnel_table(report: dict) -> Table:
+    table = Table(title=f"wukong build {report['recipe']} — {report['build']}")
+    for name, justify in (("stage", "left"), ("status", "left"), ("", "left"), ("rows", "right"),
+                          ("% of input", "right")):
+        table.add_column(name, justify=justify)
+    input_rows = report.get("totals", {}).get("input_rows")
+    for f in report["funnel"]:
+        if "rows_in" not in f:
+            table.add_row(f["stage"], f["status"], "", "", "")
+            continue
+        table.add_section()
+        table.add_row(f["stage"], f["status"], "rows in", f"{f['rows_in']:,}", _percent(f["rows_in"], input_rows))
+        for reason, n in f["rejected"].items():
+            table.add_row("", "", f"[red]{reason}[/]", f"{n:,}", _percent(n, input_rows))
+        table.add_row("", "", "[green]kept[/]", f"{f['kept']:,}", _percent(f["kept"], input_rows))
+    return table
+
+
+def _distribution_table(columns: dict) -> Table:
+    table = Table(title="distributions (rows where the stage wrote the value)", box=box.SIMPLE_HEAD, padding=(0, 1))
+    for name in ("", "rows", "min", "p5", "median", "p95", "max", "recipe"):
+        table.add_column(name, justify="left" if name in ("", "recipe") else "right", no_wrap=True)
+    for name, column in columns.items():
+        s = column["all"]
+        recipe = "–".join(f"{v:g}" for v in column["thresholds"].values())
+        table.add_row(name, compact(s["count"]), *(_number(s[k]) for k in ("min", "p5", "median", "p95", "max")), recipe)
+    return table
+
+
+def _examples_table(groups: list[dict]) -> Table:
+    table = Table(title="an example per reason (wukong stats DIR --html FILE shows more, with images)")
+    for name in ("stage", "reason", "key", "caption", "decided by"):
+        table.add_column(name, overflow="fold")
+    for group in groups:
+        row = group["rows"][0]
+        decided = "; ".join(f"{e} {_number(row['values'].get(e, row.get(e)))}"[:48] for e in group["evidence"]
+                            if e != "caption" and (row["values"].get(e, row.get(e)) is not None))
+        caption = row["caption"] or ""
+        table.add_row(group["stage"], group["reason"], row["key"],
+                      escape(caption[:40] + ("…" if len(caption) > 40 else "")), escape(decided))
+    return table
