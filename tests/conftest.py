@@ -85,3 +85,35 @@ def tiny_run(split, tmp_path_factory):
     wukong("train-reference", "--data", split / "train", "--eval-data", split / "eval", "--out", run,
            "--steps", "200", "--batch-size", "32", "--lr", "1e-3", "--warmup", "20", "--workers", "1", "--quiet")
     return run
+
+
+RULES_RECIPE = """
+stages = ["crawl", "dedupe", "filter", "export"]
+[crawl]
+samples_per_shard = 25
+threads = 16
+[filter]
+nsfw_image = false
+[export]
+samples_per_shard = 64
+"""
+
+
+@pytest.fixture(scope="session")
+def rules_recipe(tmp_path_factory) -> Path:
+    """A rules-only recipe (no model) with small crawl shards, for comparing engines and crawls."""
+    path = tmp_path_factory.mktemp("rules") / "rules.toml"
+    path.write_text(RULES_RECIPE)
+    return path
+
+
+@pytest.fixture(scope="session")
+def rules_build(rules_recipe, url_list, tmp_path_factory) -> Path:
+    """The demo URL list built with the rules-only recipe on the local engine: the reference."""
+    out = tmp_path_factory.mktemp("rules-build") / "b"
+    wukong("build", rules_recipe, "--input", url_list, "--out", out, "--workers", 2, "--quiet")
+    return out
+
+
+def final_bytes(build: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted((build / "final").glob("[0-9]*.*"))}

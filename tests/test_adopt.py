@@ -5,21 +5,9 @@ import time
 
 import pytest
 
-from conftest import wukong
+from conftest import final_bytes, wukong
 from wukong_data.build import BuildDir
 from wukong_data.ui import quiet_fds
-
-RECIPE = """
-stages = ["crawl", "dedupe", "filter", "export"]
-[crawl]
-samples_per_shard = 100
-threads = 16
-[filter]
-nsfw_image = false
-[export]
-samples_per_shard = 64
-"""
-
 
 def img2dataset(urls, out, output_format):
     """A user's own download, as the field's dataset instructions run it."""
@@ -29,30 +17,25 @@ def img2dataset(urls, out, output_format):
         download(url_list=str(urls), input_format="csv", url_col="url", caption_col="caption",
                  output_folder=str(out), output_format=output_format, image_size=256, resize_mode="keep_ratio",
                  resize_only_if_bigger=True, encode_format="jpg", encode_quality=95, skip_reencode=True,
-                 timeout=10, retries=0, processes_count=2, thread_count=16, number_sample_per_shard=100,
+                 timeout=10, retries=0, processes_count=2, thread_count=16, number_sample_per_shard=25,
                  compute_hash="sha256", extract_exif=False, enable_wandb=False)
     return out
 
 
 @pytest.fixture(scope="module")
-def crawled(url_list, tmp_path_factory):
+def crawled(url_list, rules_recipe, rules_build, tmp_path_factory):
+    """The demo URL list downloaded by img2dataset in both output formats, and the recipe and
+    build (which crawled the list itself) they are compared with."""
     root = tmp_path_factory.mktemp("adopt")
-    (root / "recipe.toml").write_text(RECIPE)
-    reference = root / "reference"
-    wukong("build", root / "recipe.toml", "--input", url_list, "--out", reference, "--quiet")
-    return root, reference, {fmt: img2dataset(url_list, root / fmt, fmt) for fmt in ("parquet", "webdataset")}
-
-
-def _final(build):
-    return {p.name: p.read_bytes() for p in sorted((build / "final").glob("[0-9]*.*"))}
+    return rules_recipe, rules_build, {fmt: img2dataset(url_list, root / fmt, fmt) for fmt in ("parquet", "webdataset")}
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "webdataset"])
 def test_adopted_download_builds_the_same_final_shards(crawled, fmt, tmp_path):
-    root, reference, downloads = crawled
+    recipe, reference, downloads = crawled
     out = tmp_path / "b"
-    wukong("build", root / "recipe.toml", "--from-crawl", downloads[fmt], "--out", out, "--quiet")
-    assert _final(out) == _final(reference)
+    wukong("build", recipe, "--from-crawl", downloads[fmt], "--out", out, "--quiet")
+    assert final_bytes(out) == final_bytes(reference)
     crawl = out / "crawl"
     if fmt == "parquet":  # linked in place, not copied
         assert all((crawl / f"{s}.parquet").is_symlink() for s in BuildDir(out).crawl_shards())
@@ -64,21 +47,20 @@ def test_adopted_download_builds_the_same_final_shards(crawled, fmt, tmp_path):
 def test_two_downloads_adopted_at_once_keep_keys_unique(samples, server, tmp_path, crawled):
     from wukong_data.demo import write_url_list
 
-    root = crawled[0]
+    recipe = crawled[0]
     halves = []
     for i, part in enumerate((samples[:150], samples[150:])):
         urls = tmp_path / f"urls{i}.csv"
         write_url_list(part, server, urls)
         halves.append(img2dataset(urls, tmp_path / f"dl{i}", "parquet"))
     out = tmp_path / "both"
-    wukong("build", root / "recipe.toml", "--from-crawl", tmp_path / "dl*", "--out", out, "--stage", "crawl", "--quiet")
+    wukong("build", recipe, "--from-crawl", tmp_path / "dl*", "--out", out, "--stage", "crawl", "--quiet")
     keys = BuildDir(out).decisions("crawl").collect()["key"]
     assert keys.len() == len(samples) and keys.n_unique() == len(samples)
 
 
 def test_adoption_mistakes_are_one_line_errors(crawled, tmp_path):
-    root, _, downloads = crawled
-    recipe = root / "recipe.toml"
+    recipe, _, downloads = crawled
 
     def error(*args):
         proc = wukong("build", recipe, *args, check=False)

@@ -9,41 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wukong
+from conftest import final_bytes, wukong
 
 pytest.importorskip("ray")
-
-RECIPE = """
-stages = ["crawl", "dedupe", "filter", "score", "export"]
-[crawl]
-samples_per_shard = 25
-threads = 8
-[filter]
-nsfw_image = false
-[score]
-checkpoint = "{checkpoint}"
-keep_top_fraction = 0.9
-[export]
-samples_per_shard = 64
-"""
-
-
-@pytest.fixture(scope="module")
-def recipe(tiny_run, tmp_path_factory):
-    path = tmp_path_factory.mktemp("ray") / "recipe.toml"
-    path.write_text(RECIPE.format(checkpoint=tiny_run))
-    return path
-
-
-@pytest.fixture(scope="module")
-def local_build(recipe, url_list, tmp_path_factory):
-    out = tmp_path_factory.mktemp("local") / "b"
-    wukong("build", recipe, "--input", url_list, "--out", out, "--workers", 2, "--quiet")
-    return out
-
-
-def _final(build: Path) -> dict:
-    return {p.name: p.read_bytes() for p in sorted((build / "final").glob("[0-9]*.*"))}
 
 
 def _ray_task_pids() -> list[int]:
@@ -59,13 +27,14 @@ def _ray_task_pids() -> list[int]:
     return pids
 
 
-def test_ray_engine_builds_the_local_engines_shards(recipe, url_list, local_build, tmp_path):
+def test_ray_engine_builds_the_local_engines_shards(rules_recipe, url_list, rules_build, tmp_path):
     out = tmp_path / "b"
-    wukong("build", recipe, "--input", url_list, "--out", out, "--engine", "ray", "--workers", 2, "--quiet")
-    assert _final(out) == _final(local_build)
+    wukong("build", rules_recipe, "--input", url_list, "--out", out, "--engine", "ray", "--workers", 2, "--quiet")
+    assert final_bytes(out) == final_bytes(rules_build)
 
 
-def test_a_ray_worker_killed_mid_filter_changes_nothing(recipe, url_list, local_build, tmp_path):
+def test_a_ray_worker_killed_mid_filter_changes_nothing(rules_recipe, url_list, rules_build, tmp_path):
+    recipe = rules_recipe
     out = tmp_path / "b"
     wukong("build", recipe, "--input", url_list, "--out", out, "--stage", "crawl", "--stage", "dedupe", "--quiet")
     proc = subprocess.Popen([sys.executable, "-m", "wukong_data", "build", str(recipe), "--input", str(url_list),
@@ -81,4 +50,4 @@ def test_a_ray_worker_killed_mid_filter_changes_nothing(recipe, url_list, local_
         time.sleep(0.05)
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr[-2000:]
-    assert _final(out) == _final(local_build)
+    assert final_bytes(out) == final_bytes(rules_build)
