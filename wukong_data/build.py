@@ -14,9 +14,9 @@ manifest; every key/shard computation goes through `KeyLayout`.
 """
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import json
-import os
+import tempfile
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -25,34 +25,14 @@ from pathlib import Path
 import polars as pl
 
 from .errors import UserError
+from .storage import atomic_path, is_local, path, remove_stale_tmp, temporary_path, uri
+
+__all__ = ["atomic_path", "remove_stale_tmp", "temporary_path", "write_json_atomic", "BuildDir", "Counts", "KeyLayout"]
 
 MANIFEST = "manifest.json"
 COUNTS = ".counts.json"
 ADOPTED = "_adopted.json"  # DIR/crawl/: the img2dataset shards adopted as the crawl (stages/adopt.py)
 _VERSIONED_PACKAGES = ("wukong-data", "img2dataset", "pyarrow", "polars", "pillow", "webdataset")
-
-
-def temporary_path(final: Path) -> Path:
-    """Where `final` is written before it is renamed into place (remove_stale_tmp finds these)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
-
-
-@contextlib.contextmanager
-def atomic_path(final: Path):
-    """Yield a temporary path beside `final`; rename it to `final` only if the block succeeds."""
-    tmp = temporary_path(final)
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def remove_stale_tmp(directory: Path) -> None:
-    """Remove temporary files a killed run left behind (atomic_path could not clean them up)."""
-    for tmp in directory.glob(".*.tmp-*"):
-        tmp.unlink(missing_ok=True)
 
 
 def write_json_atomic(path: Path, data) -> None:
@@ -128,7 +108,7 @@ class Counts:
 
 class BuildDir:
     def __init__(self, root: str | Path):
-        self.root = Path(root)
+        self.root = path(root)  # a local path or a URL (storage.py)
         self._layout: KeyLayout | None = None
         self._adopted: dict | None = None
 
@@ -136,7 +116,8 @@ class BuildDir:
         """Create the directory, refusing a non-empty one that is not a build."""
         if self.root.exists() and any(self.root.iterdir()) and not (self.root / MANIFEST).exists():
             raise UserError(f"{self.root}: exists and is not a build directory; choose another --out")
-        self.root.mkdir(parents=True, exist_ok=True)
+        if self.root.protocol in ("", "file", "local"):
+            self.root.mkdir(parents=True, exist_ok=True)
 
     def stage_dir(self, stage: str) -> Path:
         return self.root / stage
@@ -151,7 +132,10 @@ class BuildDir:
 
     @property
     def log_dir(self) -> Path:
-        return self.root / "logs"
+        """Libraries' own output (img2dataset's): a local folder, in the build when it is local."""
+        if is_local(self.root):
+            return Path(self.root) / "logs"
+        return Path(tempfile.gettempdir()) / "wukong-logs" / hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
 
     # --- manifest -------------------------------------------------------------------------
 
@@ -192,13 +176,17 @@ class BuildDir:
     def crawl_shards(self) -> list[str]:
         """Ids of the complete crawl shards: img2dataset writes NNNNN_stats.json last."""
         crawl = self.stage_dir("crawl")
-        return sorted(
-            p.name[: -len("_stats.json")]
-            for p in crawl.glob("*_stats.json")
-            if (crawl / f"{p.name[: -len('_stats.json')]}.parquet").exists()
-        )
+        if not crawl.exists():
+            return []
+        names = {p.name for p in crawl.iterdir()}  # one listing, also of object storage
+        shards = (n[: -len("_stats.json")] for n in names if n.endswith("_stats.json"))
+        return sorted(s for s in shards if f"{s}.parquet" in names or s in self.adopted())
 
-    def crawl_path(self, shard: str) -> Path:
+    def crawl_path(self, shard: str):
+        """A crawl shard's Parquet file: img2dataset's, or the adopted download's in place."""
+        entry = self.adopted().get(shard)
+        if entry and entry["format"] == "parquet":
+            return path(entry["source"])
         return self.stage_dir("crawl") / f"{shard}.parquet"
 
     def decision_path(self, stage: str, shard: str) -> Path:
@@ -242,7 +230,7 @@ class BuildDir:
 
     def scan_crawl(self, shard: str) -> pl.LazyFrame:
         """A crawl shard's rows: img2dataset's columns, image bytes included (read lazily)."""
-        return pl.scan_parquet(self.crawl_path(shard)).with_columns(key=self.crawl_key(shard))
+        return pl.scan_parquet(uri(self.crawl_path(shard))).with_columns(key=self.crawl_key(shard))
 
     def scan_decisions(self, stage: str, shard: str) -> pl.LazyFrame:
         """key, reason (null = kept) and the stage's columns, for each row that entered `stage`.
@@ -251,7 +239,7 @@ class BuildDir:
             from .stages.crawl import crawl_reason
 
             return self.scan_crawl(shard).select("key", crawl_reason().alias("reason"))
-        return pl.scan_parquet(self.decision_path(stage, shard))
+        return pl.scan_parquet(uri(self.decision_path(stage, shard)))
 
     def decisions(self, stage: str) -> pl.LazyFrame:
         """key and reason of every row that entered `stage`, over all shards."""

@@ -97,7 +97,9 @@ def card(final: Path, manifest: dict, sizes: dict[str, int], formats: list[str])
     first = next(iter(sorted(final.glob("[0-9]*.parquet"))), None)
     if first is not None:
         lines += ["", "## Columns", "", "| column | type | meaning |", "|---|---|---|"]
-        for field in pq.read_schema(first):
+        with first.open("rb") as f:
+            schema = pq.read_schema(f)
+        for field in schema:
             lines.append(f"| `{field.name}` | {field.type} | {COLUMNS.get(field.name, '')} |")
     lines += ["", "## Load it", "", "```python",
               "from datasets import load_dataset          # this folder, with this README in place",

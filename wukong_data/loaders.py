@@ -3,6 +3,9 @@
     >>> from wukong_data.loaders import webdataset_pipeline, scan_parquet
     >>> for image, caption in webdataset_pipeline("wukong-demo"): ...   # PIL image, str
     >>> scan_parquet("wukong-demo").select("key", "caption").collect()   # polars
+
+Builds on object storage (s3://, gs://, ...) open the same way: webdataset reads their tars
+through fsspec, polars reads their Parquet directly.
 """
 from __future__ import annotations
 
@@ -14,6 +17,21 @@ import polars as pl
 from .build import BuildDir
 from .errors import UserError
 from .images import IMAGE_FORMATS
+from .storage import uri
+
+
+def _fsspec_stream(url: str, mode: str = "rb", bufsize: int = 8192, **_):
+    import fsspec
+
+    return fsspec.open(url, mode).open()
+
+
+def _open_remote_tars_with_fsspec() -> None:
+    """webdataset opens http(s) and pipes itself; any other URL scheme goes through fsspec."""
+    from webdataset.gopen import gopen_schemes
+
+    for scheme in ("s3", "gcs", "abfs", "az", "hf"):
+        gopen_schemes.setdefault(scheme, _fsspec_stream)
 
 
 def tar_paths(build_dir: str | Path) -> list[str]:
@@ -32,6 +50,7 @@ def webdataset_pipeline(build_dir: str | Path, shuffle: int = 0, image_format: s
     """
     import webdataset as wds
 
+    _open_remote_tars_with_fsspec()
     dataset = wds.WebDataset(tar_paths(build_dir), shardshuffle=bool(shuffle))
     if shuffle:
         dataset = dataset.shuffle(shuffle)
@@ -44,4 +63,4 @@ def scan_parquet(build_dir: str | Path) -> pl.LazyFrame:
     paths = sorted(final.glob("[0-9]*.parquet"))
     if not paths:
         raise UserError(f"{final}: no Parquet shards; run the export stage with formats including parquet")
-    return pl.scan_parquet(paths)
+    return pl.scan_parquet([uri(p) for p in paths])

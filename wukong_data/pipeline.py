@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import importlib
 import json
-import shutil
 import time
 
 from .build import BuildDir, Counts
 from .errors import ContractError, UserError
 from .recipe import STAGE_ORDER, Recipe, stages_before
 from .stages import StageContext
+from .storage import remove
 from .stages.crawl import CrawlStage
 from .stages.export import ExportStage
 from .stages.per_shard import ShardStage
@@ -27,9 +27,9 @@ STAGES = {
 
 def _clear(build: BuildDir, stages: list[str]) -> None:
     for stage in stages:
-        shutil.rmtree(build.final_dir if stage == "export" else build.stage_dir(stage), ignore_errors=True)
+        remove(build.final_dir if stage == "export" else build.stage_dir(stage))
         if stage == "crawl":
-            shutil.rmtree(build.input_dir, ignore_errors=True)
+            remove(build.input_dir)
 
 
 def account(build: BuildDir, stages: list[str], stage: str) -> dict:

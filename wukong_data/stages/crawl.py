@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from ..build import BuildDir, Counts, KeyLayout, atomic_path, write_json_atomic
 from ..errors import Incomplete, UserError
+from ..storage import uri
 from ..readers import read_inputs
 from ..ui import quiet_fds
 from . import StageContext
@@ -159,12 +160,12 @@ class CrawlStage:
             try:
                 with quiet_fds(build.log_dir / "crawl.log"):
                     download(
-                        url_list=str(build.input_dir),
+                        url_list=uri(build.input_dir),
                         input_format="parquet",
                         url_col="url",
                         caption_col="caption",
                         save_additional_columns=["invalid_url"],
-                        output_folder=str(build.stage_dir("crawl")),
+                        output_folder=uri(build.stage_dir("crawl")),
                         output_format="parquet",
                         image_size=cfg.image_size,
                         resize_mode=cfg.resize_mode,

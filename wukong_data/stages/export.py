@@ -19,23 +19,22 @@ hold ROW_GROUP rows: a streaming reader (Hugging Face datasets, polars) holds ~R
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
 import random
-import shutil
 import tarfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..build import BuildDir, atomic_path, remove_stale_tmp, temporary_path, write_json_atomic
+from ..build import BuildDir, atomic_path, remove_stale_tmp, write_json_atomic
 from ..card import card
 from ..recipe import stages_before
+from ..storage import path, remove, uri
 from . import StageContext
 
 PLAN = "_plan.json"
@@ -93,8 +92,8 @@ def _crawl_rows(build: BuildDir, shard: str, keys: pl.Series, image_ext: str):
     img2dataset writes rows in the order downloads finish (different on every run) in row groups
     of 100; reading by key instead makes the output the same whatever that order was. Downloads
     finish roughly in key order, so a few cached row groups serve consecutive keys."""
-    path = build.crawl_path(shard)
-    file = pq.ParquetFile(path)
+    handle = build.crawl_path(shard).open("rb")
+    file = pq.ParquetFile(handle)
     bounds = np.cumsum([file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)])
     index = (build.scan_crawl(shard).select("key").collect().with_row_index("position")
              .join(pl.DataFrame({"key": keys}), on="key", how="inner").sort("key"))
@@ -112,6 +111,7 @@ def _crawl_rows(build: BuildDir, shard: str, keys: pl.Series, image_ext: str):
                     key=build.crawl_key(shard))
         rows = pl.concat([cache[g] for g in groups]).join(wanted, on="key", how="semi")
         yield rows.sort("key").rename({image_ext: "image"})
+    handle.close()
 
 
 def _rows_in_order(task: ExportTask, build: BuildDir):
@@ -150,19 +150,21 @@ def _rows_in_order(task: ExportTask, build: BuildDir):
 
 class _ShardWriter:
     """One final shard being written, rows as they come: a ustar tar and a Parquet file (a row
-    group per ROW_GROUP rows), both under temporary names until close() renames them."""
+    group per ROW_GROUP rows), each a temporary file until `publish` (an ExitStack of atomic
+    paths) puts it in place, which happens only if the whole task succeeds."""
 
-    def __init__(self, final: Path, index: int, formats: tuple[str, ...], image_ext: str):
+    def __init__(self, publish: contextlib.ExitStack, final, index: int, formats: tuple[str, ...],
+                 image_ext: str):
         import webdataset as wds
 
         name = shard_name(index)
         self.image_ext, self.rows = image_ext, 0
-        self.paths = {ext: (final / f"{name}.{ext}", temporary_path(final / f"{name}.{ext}"))
+        self.paths = {ext: publish.enter_context(atomic_path(final / f"{name}.{ext}"))
                       for fmt, ext in (("webdataset", "tar"), ("parquet", "parquet")) if fmt in formats}
         self.tar = self.parquet = None
         self.pending: list[pa.Table] = []
         if "tar" in self.paths:
-            self.tar_stream = open(self.paths["tar"][1], "wb")
+            self.tar_stream = open(self.paths["tar"], "wb")
             self.tar = wds.TarWriter(self.tar_stream, user="wukong", group="wukong", mtime=TAR_MTIME,
                                      format=tarfile.USTAR_FORMAT)
 
@@ -182,13 +184,14 @@ class _ShardWriter:
         table = pa.concat_tables(self.pending)
         if self.parquet is None:
             self.schema = table.schema
-            self.parquet = pq.ParquetWriter(self.paths["parquet"][1], self.schema)
+            self.parquet = pq.ParquetWriter(self.paths["parquet"], self.schema)
         table = table.cast(self.schema)
         full = table.num_rows - table.num_rows % at_least
         self.parquet.write_table(table.slice(0, full), row_group_size=at_least)
         self.pending = [table.slice(full)] if full < table.num_rows else []
 
-    def close(self) -> int:
+    def finish(self) -> int:
+        """Complete the files (still under their temporary names); returns the rows written."""
         if self.tar is not None:
             self.tar.close()
             self.tar_stream.close()
@@ -196,27 +199,26 @@ class _ShardWriter:
             if self.pending:
                 self._flush(1)
             if self.parquet is None:  # no rows: an empty file with no columns
-                pq.write_table(pa.table({}), self.paths["parquet"][1])
+                pq.write_table(pa.table({}), self.paths["parquet"])
             else:
                 self.parquet.close()
-        for final, tmp in self.paths.values():
-            os.replace(tmp, final)
         return self.rows
 
 
 def write_task(task: ExportTask) -> dict[int, int]:
     """Write the task's final shards; returns rows per final shard."""
     build = BuildDir(task.root)
-    final = Path(task.out_dir)
-    writers = {i: _ShardWriter(final, i, task.formats, task.image_ext) for i in task.outputs}
-    seen = 0
-    for rows in _rows_in_order(task, build):
-        # The n-th row of the task goes to its (n mod outputs)-th shard: sizes differ by one at most.
-        target = (seen + np.arange(rows.height)) % len(task.outputs)
-        seen += rows.height
-        for slot in np.unique(target).tolist():
-            writers[task.outputs[slot]].write(rows.filter(pl.Series(target == slot)))
-    return {i: w.close() for i, w in writers.items()}
+    final = path(task.out_dir)
+    with contextlib.ExitStack() as publish:  # the shards appear when it closes without an error
+        writers = {i: _ShardWriter(publish, final, i, task.formats, task.image_ext) for i in task.outputs}
+        seen = 0
+        for rows in _rows_in_order(task, build):
+            # The n-th row of the task goes to its (n mod outputs)-th shard: sizes differ by one at most.
+            target = (seen + np.arange(rows.height)) % len(task.outputs)
+            seen += rows.height
+            for slot in np.unique(target).tolist():
+                writers[task.outputs[slot]].write(rows.filter(pl.Series(target == slot)))
+        return {i: w.finish() for i, w in writers.items()}
 
 
 def count_sample(task: tuple) -> int:
@@ -226,7 +228,7 @@ def count_sample(task: tuple) -> int:
     return int((row_hash(keys, seed) < np.uint64(sample * 2**64)).sum())
 
 
-def _done(final: Path, index: int, formats) -> bool:
+def _done(final, index: int, formats) -> bool:
     ext = {"webdataset": "tar", "parquet": "parquet"}
     return all((final / f"{shard_name(index)}.{ext[f]}").exists() for f in formats)
 
@@ -259,7 +261,7 @@ def plan_tasks(counts: dict[str, int], per_shard: int, shuffle: bool, group: int
     return tasks
 
 
-def export_rows(ctx: StageContext, out_dir: Path, counts: dict[str, int], *, per_shard: int, formats: list[str],
+def export_rows(ctx: StageContext, out_dir, counts: dict[str, int], *, per_shard: int, formats: list[str],
                 shuffle: bool, group: int, seed: int, sample: float, description: str,
                 stages: tuple[str, ...]) -> dict[str, int]:
     """Write the rows kept by `stages` (crawl first; sampled when sample < 1) as final shards in
@@ -274,10 +276,10 @@ def export_rows(ctx: StageContext, out_dir: Path, counts: dict[str, int], *, per
     plan_id = hashlib.sha256(json.dumps([settings, sorted(counts.items())]).encode()).hexdigest()
     plan_path = out_dir / PLAN
     if plan_path.exists() and json.loads(plan_path.read_text())["id"] != plan_id:
-        shutil.rmtree(out_dir)  # the kept rows or settings changed: the old shards are not this plan's
+        remove(out_dir)  # the kept rows or settings changed: the old shards are not this plan's
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(out_dir)
-    tasks = [ExportTask(str(ctx.build.root), str(out_dir), tuple(t["sources"]), tuple(t["outputs"]),
+    tasks = [ExportTask(str(ctx.build.root), uri(out_dir), tuple(t["sources"]), tuple(t["outputs"]),
                         tuple(map(tuple, t["key_ranges"])) if t["key_ranges"] is not None else None, seed, sample,
                         tuple(formats), ctx.recipe.crawl.encode_format, prior)
              for t in plan_tasks(counts, per_shard, shuffle, group, seed)]
@@ -291,11 +293,12 @@ def export_rows(ctx: StageContext, out_dir: Path, counts: dict[str, int], *, per
     return {f"{shard_name(i)}.tar": _rows_of(out_dir, i, formats) for t in tasks for i in t.outputs}
 
 
-def _rows_of(final: Path, index: int, formats) -> int:
+def _rows_of(final, index: int, formats) -> int:
     """Rows of a written final shard, from its Parquet footer or its tar's member names."""
     if "parquet" in formats:
-        return pq.ParquetFile(final / f"{shard_name(index)}.parquet").metadata.num_rows
-    with tarfile.open(final / f"{shard_name(index)}.tar") as tar:
+        with (final / f"{shard_name(index)}.parquet").open("rb") as f:
+            return pq.ParquetFile(f).metadata.num_rows
+    with (final / f"{shard_name(index)}.tar").open("rb") as f, tarfile.open(fileobj=f) as tar:
         return len({name.split(".", 1)[0] for name in tar.getnames()})
 
 

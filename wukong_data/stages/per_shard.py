@@ -22,6 +22,7 @@ from ..build import BuildDir, atomic_path, remove_stale_tmp
 from ..engines import CPU, Resources
 from ..errors import ContractError
 from ..recipe import Recipe, stages_before
+from ..storage import path, uri
 from . import StageContext
 
 
@@ -66,9 +67,9 @@ def run_shard(task: ShardTask) -> int:
     if task.stage:
         build.write_decisions(task.stage, task.shard, out)
     elif hasattr(processor, "write"):  # records a partitioned reduce reads in its own layout
-        processor.write(out, Path(task.out_dir), task.shard)
+        processor.write(out, path(task.out_dir), task.shard)
     else:
-        with atomic_path(Path(task.out_dir) / f"{task.shard}.parquet") as tmp:
+        with atomic_path(path(task.out_dir) / f"{task.shard}.parquet") as tmp:
             out.write_parquet(tmp)
     return rows.height
 
@@ -96,7 +97,7 @@ def run_per_shard(ctx: StageContext, stage: str, processor: str, description: st
     todo = [s for s in entering if not (out_dir / f"{s}.parquet").exists()]
     config_json = json.dumps(config or stage_config(ctx.recipe, stage), sort_keys=True)
     prior = tuple(stages_before(ctx.recipe.stages, stage))
-    tasks = [ShardTask(str(build.root), s, processor, config_json, prior, str(out_dir), None if map_dir else stage)
+    tasks = [ShardTask(str(build.root), s, processor, config_json, prior, uri(out_dir), None if map_dir else stage)
              for s in todo]
     with ctx.ui.progress(description, total=sum(entering.values())) as advance:
         advance(sum(n for s, n in entering.items() if s not in todo))

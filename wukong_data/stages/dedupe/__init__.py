@@ -17,15 +17,14 @@ near_dup_image. The decisions are the same for any partition count and any worke
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from ...build import BuildDir, atomic_path, remove_stale_tmp, write_json_atomic
 from ...engines import Resources
+from ...storage import path, remove, uri
 from .. import StageContext
 from ..per_shard import entering_counts, run_per_shard
 from . import exact, near
@@ -51,7 +50,7 @@ class SignatureMap:
     def process(self, rows: pl.DataFrame) -> pl.DataFrame:
         return signatures(rows, self.image_column).with_columns(key_id=pl.col("key").cast(pl.UInt64))
 
-    def write(self, records: pl.DataFrame, out_dir: Path, shard: str) -> None:
+    def write(self, records: pl.DataFrame, out_dir, shard: str) -> None:
         write_sorted(records.select("url_hash", "key_id", "image_hash"), "url_hash", out_dir / "url" / f"{shard}.parquet")
         write_sorted(records.select("image_hash", "key_id").drop_nulls(), "image_hash",
                      out_dir / "image" / f"{shard}.parquet")
@@ -71,7 +70,7 @@ class ShardTask:
     pool: bool  # write the near-duplicate pool of the rows the exact rules keep
 
 
-def _decided_path(dedupe: Path, shard: str) -> Path:
+def _decided_path(dedupe, shard: str):
     return dedupe / exact.EXACT / "decided" / f"{shard}.parquet"
 
 
@@ -89,7 +88,8 @@ def apply_exact(task: ShardTask) -> int:
     order = {code: i for i, code in enumerate(reasons.values())}
     decided = decided.sort(pl.col("reason").replace_strict(order, return_dtype=pl.Int8)).unique("key_id", keep="first")
     if task.pool:
-        records = pl.read_parquet(dedupe / MAP / f"{task.shard}.parquet", columns=["key_id", "view_hashes", "view_colours"])
+        records = pl.read_parquet(uri(dedupe / MAP / f"{task.shard}.parquet"),
+                                  columns=["key_id", "view_hashes", "view_colours"])
         alive = records.join(decided, on="key_id", how="anti")
         write_sorted(near.pool_entries(alive), "hash", dedupe / near.NEAR / "pool" / f"{task.shard}.parquet")
     with atomic_path(_decided_path(dedupe, task.shard)) as tmp:
@@ -102,8 +102,8 @@ def apply_final(task: ShardTask) -> int:
     build = BuildDir(task.root)
     dedupe = build.stage_dir("dedupe")
     lo, hi = build.layout.key_range(task.shard)
-    rows = pl.read_parquet(dedupe / MAP / f"{task.shard}.parquet", columns=["key_id", "key", "phash"])
-    decided = [pl.read_parquet(_decided_path(dedupe, task.shard))]
+    rows = pl.read_parquet(uri(dedupe / MAP / f"{task.shard}.parquet"), columns=["key_id", "key", "phash"])
+    decided = [pl.read_parquet(uri(_decided_path(dedupe, task.shard)))]
     if task.pool:
         for name, reason in (("eval", "eval_overlap"), ("losers", "near_dup_image")):
             found = read_keys([dedupe / near.NEAR / f"{name}.parquet"], lo, hi)
@@ -138,7 +138,7 @@ class DedupeStage:
         if settings.exists() and json.loads(settings.read_text())["partitions"] != partitions:
             # Partial work of another partition count ([dedupe].partitions changed): redo the reduce.
             for folder in (exact.EXACT, near.NEAR):
-                shutil.rmtree(dedupe / folder, ignore_errors=True)
+                remove(dedupe / folder)
         write_json_atomic(settings, {"partitions": partitions})
         rules = tuple(r for r, on in (("url", cfg.exact_url), ("image", cfg.exact_image),
                                       ("caption", bool(cfg.max_caption_count))) if on)
@@ -155,7 +155,7 @@ class DedupeStage:
         shards = tuple(ctx.build.crawl_shards())
 
         def tasks(selected):
-            return [exact.PartitionTask(str(dedupe), shards, rule, p, partitions, ctx.recipe.dedupe.max_caption_count)
+            return [exact.PartitionTask(uri(dedupe), shards, rule, p, partitions, ctx.recipe.dedupe.max_caption_count)
                     for rule in selected for p in range(partitions)
                     if not (dedupe / exact.EXACT / rule / f"{p:05d}.parquet").exists()]
 
@@ -175,23 +175,23 @@ class DedupeStage:
             against = against_signatures(cfg.against, build.stage_dir("dedupe") / "_against.parquet", ctx.ui)
             write_sorted(near.against_entries(against), "hash", folder / "pool" / f"{near.AGAINST}.parquet")
             pool_files.append(folder / "pool" / f"{near.AGAINST}.parquet")
-        collapse = [near.CollapseTask(str(folder), tuple(map(str, pool_files)), p, partitions) for p in range(partitions)
+        collapse = [near.CollapseTask(uri(folder), tuple(map(uri, pool_files)), p, partitions) for p in range(partitions)
                     if not (folder / "reps" / f"{p:05d}.parquet").exists()]
         ctx.engine.map(near.collapse_partition, collapse)
         reps = near.Representatives(folder, partitions)
         radius = cfg.hamming_radius
         tables = plan(radius, len(reps.distinct_start) - 1).tables
         per_task = max(1, -(-len(tables) // (4 * ctx.engine.workers)))
-        search = [near.SearchTask(str(folder), radius, tuple(range(start, min(start + per_task, len(tables)))),
-                                  str(folder / "pairs" / f"{start:05d}.npy"))
+        search = [near.SearchTask(uri(folder), radius, tuple(range(start, min(start + per_task, len(tables)))),
+                                  uri(folder / "pairs" / f"{start:05d}.npy"))
                   for start in range(0, len(tables), per_task)]
-        todo = [t for t in search if not Path(t.out).exists()]
+        todo = [t for t in search if not path(t.out).exists()]
         with ctx.ui.progress("dedupe: near-duplicate search", total=len(tables), unit="tables") as advance:
             advance(len(tables) - sum(len(t.tables) for t in todo))
             ctx.engine.map(near.search_tables, todo, on_result=lambda _: advance(per_task), resources=Resources(gpus=1))
-        self._decide(ctx, reps, [Path(t.out) for t in search], partitions)
+        self._decide(ctx, reps, [path(t.out) for t in search], partitions)
 
-    def _decide(self, ctx: StageContext, reps: "near.Representatives", pair_files: list[Path], partitions: int) -> None:
+    def _decide(self, ctx: StageContext, reps: "near.Representatives", pair_files: list, partitions: int) -> None:
         cfg, build = ctx.recipe.dedupe, ctx.build
         folder = build.stage_dir("dedupe") / near.NEAR
         row_pairs, eval_rows = [], []
@@ -202,7 +202,7 @@ class DedupeStage:
             rows = ~against_a & ~against_b
             row_pairs.append(np.stack([keys_a[rows], keys_b[rows]], axis=1))
         eval_keys = np.unique(np.concatenate(eval_rows)) if eval_rows else np.empty(0, np.uint64)
-        ties = pl.concat([pl.read_parquet(folder / "ties" / f"{p:05d}.parquet") for p in range(partitions)])
+        ties = pl.concat([pl.read_parquet(uri(folder / "ties" / f"{p:05d}.parquet")) for p in range(partitions)])
         edges = np.concatenate(row_pairs) if row_pairs else np.empty((0, 2), np.uint64)
         tie_edges = ties.select("key_id", "rep").to_numpy().astype(np.uint64)
         # Rows that overlap an evaluation image leave the build; they join no group.
@@ -223,6 +223,7 @@ class DedupeStage:
         wanted = pl.DataFrame({"key_id": pl.Series(keys, dtype=pl.UInt64)}).with_row_index("order")
         layout = build.layout
         shards = [layout.shard_name(int(s)) for s in np.unique(keys // np.uint64(10 ** layout.row_digits))]
-        found = pl.concat([pl.read_parquet(build.stage_dir("dedupe") / MAP / f"{s}.parquet", columns=["key_id", "pixels"])
+        found = pl.concat([pl.read_parquet(uri(build.stage_dir("dedupe") / MAP / f"{s}.parquet"),
+                                           columns=["key_id", "pixels"])
                            .join(wanted, on="key_id") for s in shards])
         return found.sort("order")["pixels"].fill_null(0).to_numpy()

@@ -12,6 +12,7 @@ import polars as pl
 
 from ...build import atomic_path
 from ...errors import UserError
+from ...storage import uri
 from .signatures import SIGNATURE_VERSION, image_signature
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -47,11 +48,11 @@ def _parquet_images(file: Path):
         yield f"{file}#{i}", data
 
 
-def against_signatures(paths: list[str], cache: Path, ui) -> pl.DataFrame:
+def against_signatures(paths: list[str], cache, ui) -> pl.DataFrame:
     """name, phash, colour (view 0), view_hashes, view_colours of every decodable image of the sources."""
     spec = json.dumps({"paths": sorted(paths), "signature": SIGNATURE_VERSION})
     if cache.exists():
-        cached = pl.read_parquet(cache)
+        cached = pl.read_parquet(uri(cache))
         if cached.height and cached["spec"][0] == spec:
             return cached.drop("spec")
     names, views, failed = [], [], 0

@@ -18,10 +18,10 @@ The results are those of one global pass for any partition count and any worker 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
+from ...storage import path
 from .partitions import read_range, write_sorted
 
 RULES = ("url", "image", "caption")
@@ -38,12 +38,12 @@ class PartitionTask:
     max_caption_count: int
 
 
-def _records(task: PartitionTask, rule: str) -> list[Path]:
-    return [Path(task.dedupe_dir) / "_map" / rule / f"{s}.parquet" for s in task.shards]
+def _records(task: PartitionTask, rule: str) -> list:
+    return [path(task.dedupe_dir) / "_map" / rule / f"{s}.parquet" for s in task.shards]
 
 
-def _out(task: PartitionTask, name: str) -> Path:
-    return Path(task.dedupe_dir) / EXACT / name / f"{task.p:05d}.parquet"
+def _out(task: PartitionTask, name: str):
+    return path(task.dedupe_dir) / EXACT / name / f"{task.p:05d}.parquet"
 
 
 def reduce_partition(task: PartitionTask) -> int:
@@ -76,5 +76,5 @@ def reduce_partition(task: PartitionTask) -> int:
     return rejected.height
 
 
-def rule_outputs(dedupe_dir: Path, rule: str, partitions: int) -> list[Path]:
+def rule_outputs(dedupe_dir, rule: str, partitions: int) -> list:
     return [dedupe_dir / EXACT / rule / f"{p:05d}.parquet" for p in range(partitions)]

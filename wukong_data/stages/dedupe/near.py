@@ -20,7 +20,9 @@ images are near duplicates when views (a, b) of them, for a pair of MATCHING_VIE
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ...build import atomic_path
+from ...storage import is_local, path, uri
 from . import search
 from .partitions import read_range, write_sorted
 from .signatures import COLOUR_BYTES, MATCHING_VIEWS, unpack_colours
@@ -66,8 +69,8 @@ class CollapseTask:
 
 
 def collapse_partition(task: CollapseTask) -> int:
-    entries = read_range([Path(f) for f in task.pool_files], "hash", task.p, task.partitions)
-    near = Path(task.near_dir)
+    entries = read_range([path(f) for f in task.pool_files], "hash", task.p, task.partitions)
+    near = path(task.near_dir)
     if entries.height == 0:
         entries = pl.DataFrame(schema={"hash": pl.UInt64, "view": pl.UInt8, "colour": pl.Binary,
                                        "key_id": pl.UInt64, "against": pl.Boolean})
@@ -106,9 +109,8 @@ def _on_gpu(hashes: np.ndarray):
 def search_tables(task: SearchTask) -> int:
     """Pairs (as indices into the distinct hashes) whose first table is one of `tables`, on the
     GPU when there is one (search.table_pairs_torch gives the same pairs), else with numpy."""
-    distinct = np.load(Path(task.near_dir) / "distinct.npy", mmap_mode="r")
-    plan = search.plan(task.radius, len(distinct))
-    hashes = np.asarray(distinct)
+    hashes = load_array(path(task.near_dir) / "distinct.npy")
+    plan = search.plan(task.radius, len(hashes))
     gpu = _on_gpu(hashes)
     if gpu is not None:
         found = [np.stack([x.cpu().numpy() for x in search.table_pairs_torch(gpu, plan, t)], axis=1)
@@ -116,7 +118,7 @@ def search_tables(task: SearchTask) -> int:
     else:
         found = [np.stack(search.table_pairs(hashes, plan, t), axis=1) for t in task.tables]
     pairs = np.concatenate(found) if found else np.empty((0, 2), np.int64)
-    with atomic_path(Path(task.out)) as tmp:
+    with atomic_path(path(task.out)) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, pairs)
     return len(pairs)
@@ -124,17 +126,34 @@ def search_tables(task: SearchTask) -> int:
 
 # --- the driver's part --------------------------------------------------------------------------
 
-class Representatives:
-    """All representatives in hash order, as memory-mapped arrays built by streaming the
-    partitions in order (bounded memory), and their distinct hashes."""
+def load_array(file) -> np.ndarray:
+    """A .npy array: memory-mapped on a local disk, read whole from object storage."""
+    if is_local(file):
+        return np.load(file, mmap_mode="r")
+    with file.open("rb") as f:
+        return np.load(f)
 
-    def __init__(self, near: Path, partitions: int):
+
+def _scratch(near) -> Path:
+    """The driver's local folder for memory-mapped arrays: in the build when it is local."""
+    if is_local(near):
+        return Path(near) / "arrays"
+    digest = hashlib.sha256(uri(near).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"wukong-near-{digest}"
+
+
+class Representatives:
+    """All representatives in hash order, as memory-mapped arrays (in the driver's scratch
+    folder) built by streaming the partitions in order (bounded memory), and their distinct
+    hashes (in the build, for the search tasks)."""
+
+    def __init__(self, near, partitions: int):
         self.near = near
-        arrays = near / "reps.npz.d"
+        arrays = _scratch(near)
         done = arrays / "done.json"
         if not done.exists():
             arrays.mkdir(parents=True, exist_ok=True)
-            n = sum(pl.scan_parquet(near / "reps" / f"{p:05d}.parquet").select(pl.len()).collect().item()
+            n = sum(pl.scan_parquet(uri(near / "reps" / f"{p:05d}.parquet")).select(pl.len()).collect().item()
                     for p in range(partitions))
             files = {name: np.lib.format.open_memmap(arrays / f"{name}.npy", "w+", dtype, shape)
                      for name, dtype, shape in (("hash", np.uint64, (n,)), ("view", np.uint8, (n,)),
@@ -142,7 +161,7 @@ class Representatives:
                                                 ("colour", np.uint8, (n, COLOUR_BYTES)))}
             start = 0
             for p in range(partitions):
-                part = pl.read_parquet(near / "reps" / f"{p:05d}.parquet")
+                part = pl.read_parquet(uri(near / "reps" / f"{p:05d}.parquet"))
                 end = start + part.height
                 for name in ("hash", "view", "key_id", "against"):
                     files[name][start:end] = part[name].to_numpy()
@@ -154,7 +173,9 @@ class Representatives:
                 array.flush()
             hashes = files["hash"]
             new = np.r_[True, hashes[1:] != hashes[:-1]] if n else np.empty(0, bool)
-            np.save(near / "distinct.npy", hashes[new])
+            with atomic_path(near / "distinct.npy") as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, hashes[new])
             np.save(arrays / "distinct_start.npy", np.r_[np.nonzero(new)[0], n].astype(np.int64))
             done.write_text(json.dumps({"reps": int(n)}))
         self.arrays = {name: np.load(arrays / f"{name}.npy", mmap_mode="r")
@@ -214,8 +235,8 @@ def confirmed_pairs(reps: Representatives, pair_files: list[Path], tolerance: in
             x, y = a[start:start + _CONFIRM_CHUNK], b[start:start + _CONFIRM_CHUNK]
             ok = confirm(reps, x, y, tolerance)
             yield x[ok], y[ok]
-    for path in pair_files:
-        pairs = np.load(path, mmap_mode="r")
+    for file in pair_files:
+        pairs = load_array(file)
         for start in range(0, len(pairs), _CONFIRM_CHUNK):
             chunk = np.asarray(pairs[start:start + _CONFIRM_CHUNK])
             x, y = reps.expand(chunk[:, 0], chunk[:, 1])

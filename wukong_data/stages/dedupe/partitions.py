@@ -11,6 +11,8 @@ from pathlib import Path
 
 import polars as pl
 
+from ...storage import uri
+
 # Rows of a record file per row group: small enough that a partition reads little beyond its range.
 ROW_GROUP = 1024
 # Rows per partition when the recipe leaves the count to us (~100 MB of records each).
@@ -44,13 +46,13 @@ def read_range(paths: list[Path], column: str, p: int, partitions: int) -> pl.Da
     """The rows of `paths` whose `column` falls in partition p (files sorted by `column`)."""
     if not paths:
         return pl.DataFrame()
-    return pl.scan_parquet(paths).filter(in_range(column, p, partitions)).collect()
+    return pl.scan_parquet([uri(p) for p in paths]).filter(in_range(column, p, partitions)).collect()
 
 
 def read_keys(paths: list[Path], lo: int, hi: int) -> pl.DataFrame:
     """The rows of `paths` (sorted by key_id) with key_id in [lo, hi): one crawl shard's rows."""
     if not paths:
         return pl.DataFrame()
-    return (pl.scan_parquet(paths)
+    return (pl.scan_parquet([uri(p) for p in paths])
             .filter((pl.col("key_id") >= pl.lit(lo, pl.UInt64)) & (pl.col("key_id") < pl.lit(hi, pl.UInt64)))
             .collect())

@@ -11,15 +11,20 @@ so far (DIR/score/_bootstrap/) and scores with it: no model needed from anywhere
 from __future__ import annotations
 
 import functools
+import hashlib
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from ...build import BuildDir, write_json_atomic
+from ...build import BuildDir, atomic_path, write_json_atomic
+from ...filip.checkpoint import CONFIG, VOCAB, WEIGHTS
 from ...engines import Resources
 from ...errors import UserError
+from ...storage import is_local, local_copy, path, uri
 from ...recipe import stages_before
 from .. import StageContext, select
 from ..per_shard import run_per_shard, stage_config
@@ -83,7 +88,7 @@ class ApplyTask:
 
 def apply_scores(task: ApplyTask) -> int:
     build = BuildDir(task.root)
-    scores = pl.read_parquet(build.stage_dir("score") / MAP / f"{task.shard}.parquet")
+    scores = pl.read_parquet(uri(build.stage_dir("score") / MAP / f"{task.shard}.parquet"))
     cutoff = np.array(task.cutoff, np.uint16) if task.cutoff is not None else None
     reasons = decide(scores, task.min_score, cutoff, task.keep_none)
     build.write_decisions("score", task.shard, scores.select("key", reason=reasons, filip_score="filip_score"))
@@ -105,18 +110,18 @@ class ScoreStage:
             return
         config = stage_config(ctx.recipe, "score")
         if cfg.open_clip_model:
-            if not Path(cfg.open_clip_weights).is_file():
+            if not cfg.open_clip_weights or not path(cfg.open_clip_weights).is_file():
                 raise UserError(f"{ctx.recipe.source}: [score].open_clip_weights must be a local weights file "
                                 f"(got {cfg.open_clip_weights!r}); nothing is downloaded")
         else:
             checkpoint = self._bootstrap(ctx, out / BOOTSTRAP) if cfg.bootstrap_steps else cfg.checkpoint
-            if not checkpoint or not (Path(checkpoint) / "model.safetensors").exists():
+            if not checkpoint or not (path(checkpoint) / WEIGHTS).exists():
                 raise UserError(f"{ctx.recipe.source}: [score].checkpoint must be a `wukong train-reference` run "
                                 f"folder (got {checkpoint!r}), or set [score].bootstrap_steps to train one on the build")
-            config["score"]["checkpoint"] = str(checkpoint)
+            config["score"]["checkpoint"] = uri(path(checkpoint))
         run_per_shard(ctx, "score", "wukong_data.stages.score:ScoreMap", "score", map_dir=out / MAP, config=config,
                       resources=Resources(gpus=1))
-        paths = [str(out / MAP / f"{s}.parquet") for s in shards]
+        paths = [uri(out / MAP / f"{s}.parquet") for s in shards]
         cutoff, keep_none = None, False
         if cfg.keep_top_fraction:
             scored = sum(ctx.engine.imap(count_scored, paths))
@@ -132,9 +137,11 @@ class ScoreStage:
             ctx.ui.print(f"[bold yellow]score: {failed:,} of {counts.rows_in:,} images could not be decoded "
                          f"(decode_failed); check [crawl].encode_format and the crawl's images[/]")
 
-    def _bootstrap(self, ctx: StageContext, folder: Path) -> Path:
+    def _bootstrap(self, ctx: StageContext, folder):
         """Train the `tiny` (or configured) reference model on a seeded sample of steps x batch
-        rows kept so far, read from their shards (not a copy of every kept row)."""
+        rows kept so far, read from their shards (not a copy of every kept row). The trainer
+        needs local files: on object storage the sample is trained on from a local copy and the
+        model is uploaded beside it, where every scoring worker finds it."""
         from ...filip.train import TrainConfig, train
         from ..export import export_rows
 
@@ -153,8 +160,15 @@ class ScoreStage:
         write_json_atomic(folder / "data" / "final" / "sizes.json", sizes)
         ctx.ui.print(f"score: training a {cfg.bootstrap_model} reference model on {sum(sizes.values()):,} of "
                      f"{kept:,} kept pairs")
-        train(TrainConfig(data=str(folder / "data"), out=str(run), model=cfg.bootstrap_model,
+        scratch = Path(tempfile.gettempdir()) / "wukong-bootstrap"
+        data = local_copy(folder / "data", scratch / "data")
+        local_run = Path(run) if is_local(run) else scratch / "runs" / hashlib.sha256(uri(run).encode()).hexdigest()[:16]
+        train(TrainConfig(data=str(data), out=str(local_run), model=cfg.bootstrap_model,
                           steps=cfg.bootstrap_steps, batch_size=cfg.bootstrap_batch_size, lr=cfg.bootstrap_lr,
                           warmup=max(1, cfg.bootstrap_steps // 10), workers=1, seed=0,
-                          resume=(run / "checkpoints" / "latest").exists()), ctx.ui)
+                          resume=(local_run / "checkpoints" / "latest").exists()), ctx.ui)
+        if not is_local(run):
+            for name in (CONFIG, VOCAB, WEIGHTS):  # the weights last: their presence marks the run done
+                with atomic_path(run / name) as tmp:
+                    shutil.copyfile(local_run / name, tmp)
         return run

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from ...engines import granted_threads
+from ...storage import local_copy, path
 from ...filip.checkpoint import VOCAB, load_model
 from ...images import decodable_size
 from ...filip.loss import pair_scores
@@ -72,8 +74,14 @@ def decode_batch(images: list[bytes], device: torch.device) -> list[torch.Tensor
     return out
 
 
+def _local(location: str | Path) -> Path:
+    """A checkpoint or weights file as a local path: a copy, made once, of one on object storage."""
+    return local_copy(path(location), Path(tempfile.gettempdir()) / "wukong-models")
+
+
 class Scorer:
     def __init__(self, checkpoint: str | Path, device: str = "auto", batch_size: int = 64):
+        checkpoint = _local(checkpoint)
         self.device = _device(device)
         self.model = load_model(checkpoint, self.device.type)
         cfg = self.model.cfg
@@ -113,7 +121,7 @@ class ClipScorer:
 
         self.device = _device(device)
         self.model, _, self.preprocess = open_clip.create_model_and_transforms(
-            model_name, pretrained=str(weights), device=self.device, load_weights=True)
+            model_name, pretrained=str(_local(weights)), device=self.device, load_weights=True)
         self.model.eval()
         self.tokenizer = open_clip.get_tokenizer(model_name)
         self.batch_size = batch_size

@@ -1,0 +1,93 @@
+"""Where builds live: local paths or fsspec URLs (s3://, gs://, ...), through one set of calls.
+
+Paths are universal_pathlib's UPath: pathlib's API on any fsspec filesystem (a local path is a
+plain pathlib path). Credentials and endpoints come from the usual environment variables
+(AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ...), which s3fs, pyarrow and polars all read.
+
+Publishing is atomic everywhere: a file is written under a temporary name and renamed into place
+on a local disk; on object storage it is written to a local temporary file and uploaded as one
+object when complete, so a killed task never leaves half a file under its final name.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from upath import UPath
+
+
+def path(location) -> UPath:
+    """A local path (made absolute) or a URL, as a UPath."""
+    text = os.fspath(location) if isinstance(location, os.PathLike) else str(location)
+    if "://" in text:
+        return UPath(text)
+    return UPath(os.path.abspath(text))
+
+
+def is_local(p) -> bool:
+    return getattr(p, "protocol", "") in ("", "file", "local")
+
+
+def uri(p) -> str:
+    """What polars, pyarrow and img2dataset take: a local path or a URL."""
+    return os.fspath(p) if is_local(p) else str(p)
+
+
+def temporary_path(final) -> Path:
+    """Where a local file is written before it is renamed into place (remove_stale_tmp finds these)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def atomic_path(final):
+    """Yield a local path to write; `final` appears, complete, only if the block succeeds."""
+    if is_local(final):
+        tmp = temporary_path(final)
+        try:
+            yield tmp
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return
+    with tempfile.TemporaryDirectory(prefix="wukong-upload-") as folder:
+        tmp = Path(folder) / final.name
+        yield tmp
+        final.fs.put_file(str(tmp), final.path)
+
+
+def remove_stale_tmp(directory) -> None:
+    """Remove temporary files a killed run left behind (only local disks have any)."""
+    if is_local(directory) and directory.exists():
+        for tmp in directory.glob(".*.tmp-*"):
+            tmp.unlink(missing_ok=True)
+
+
+def local_copy(p, cache: Path) -> Path:
+    """A local file or folder for libraries that need one (model weights): `p` itself when local,
+    else a copy under `cache`, made once."""
+    if is_local(p):
+        return Path(os.fspath(p))
+    target = cache / p.path.strip("/").replace("/", "_")
+    if not target.exists():
+        with tempfile.TemporaryDirectory(dir=cache.parent if cache.parent.exists() else None) as folder:
+            staged = Path(folder) / "copy"
+            p.fs.get(p.path, str(staged), recursive=p.is_dir())
+            cache.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)
+    return target
+
+
+def remove(p) -> None:
+    """Remove a file or a folder and everything in it, if it exists."""
+    if is_local(p):
+        import shutil
+
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    elif p.exists():
+        p.fs.rm(p.path, recursive=True)
