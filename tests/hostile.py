@@ -21,7 +21,7 @@ from PIL import Image
 LINGER = 90.0  # how long the slow routes keep a connection going
 
 
-def png_bomb(side: int = 30000) -> bytes:  # side: a multiple of 1000
+def png_bomb(side: int = 30000) -> bytes:
     """A valid 1-bit PNG of side x side black pixels: ~100 KB that a decoder expands to side^2
     bytes (900 MB at 30000) or more."""
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -29,7 +29,8 @@ def png_bomb(side: int = 30000) -> bytes:  # side: a multiple of 1000
 
     row = b"\0" * (1 + (side + 7) // 8)  # filter byte, then the packed bits
     packer = zlib.compressobj(9)
-    data = b"".join(packer.compress(row * 1000) for _ in range(side // 1000)) + packer.flush()
+    data = b"".join(packer.compress(row * 1000) for _ in range(side // 1000)) + \
+        packer.compress(row * (side % 1000)) + packer.flush()
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)) + \
         chunk(b"IDAT", data) + chunk(b"IEND", b"")
 

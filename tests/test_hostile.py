@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from conftest import final_keys
-from hostile import HOSTILE_CASES, RecordingServer, hostile_server
+from hostile import HOSTILE_CASES, RecordingServer, hostile_server, jpeg_claiming, png_bomb
 from wukong_data.build import BuildDir
 from wukong_data.demo.synth import good_samples
 
@@ -106,3 +106,30 @@ def test_hostile_crawl_is_bounded_in_time_and_memory(hostile_build):
     assert hostile_build["crawl_peak_mib"] < hostile_build["worker_imports_mib"] + 450, hostile_build
     manifest = json.loads((hostile_build["out"] / "manifest.json").read_text())
     assert manifest["stages"]["crawl"]["rows_in"] == len(hostile_build["rows"])
+
+
+@pytest.mark.parametrize("name, bomb", [
+    ("8200x8200 PNG: just over the limit, a valid image Pillow would decode", lambda: png_bomb(8200)),
+    ("30000x30000 PNG: 900 MB decoded", lambda: png_bomb(30000)),
+    ("JPEG whose header claims 20000x20000", lambda: jpeg_claiming(20000, 20000)),
+])
+def test_decompression_bombs_are_refused_before_any_decoder(name, bomb):
+    """The crawl's resizer, the filter's decode check, dedupe's signatures and the scorer's decoder
+    all refuse by the declared size (images.py), before decoding."""
+    import io
+
+    import torch
+
+    from wukong_data.images import MAX_PIXELS, undecodable_reason
+    from wukong_data.stages.crawl_download import BoundedResizer
+    from wukong_data.stages.dedupe.signatures import image_signature
+    from wukong_data.stages.filter.image import decodes
+    from wukong_data.stages.score.scorer import decode_batch
+
+    data = bomb()
+    assert "pixels" in undecodable_reason(data)
+    resizer = BoundedResizer(image_size=256, resize_mode="keep_ratio", resize_only_if_bigger=True)
+    assert resizer(io.BytesIO(data))[-1] == undecodable_reason(data)
+    assert not decodes(data) and image_signature(data) is None
+    assert decode_batch([data], torch.device("cpu")) == [None]
+    assert undecodable_reason(png_bomb(8192)) is None and 8192 * 8192 == MAX_PIXELS  # the limit itself decodes

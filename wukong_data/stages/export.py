@@ -33,7 +33,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..build import BuildDir, remove_stale_tmp, temporary_path, write_json_atomic
+from ..build import BuildDir, check_keys, remove_stale_tmp, temporary_path, write_json_atomic
 from ..recipe import stages_before
 from . import StageContext
 
@@ -94,7 +94,9 @@ def _crawl_rows(build: BuildDir, shard: str, keys: pl.Series, image_ext: str):
     path = build.crawl_path(shard)
     file = pq.ParquetFile(path)
     bounds = np.cumsum([file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)])
-    index = (pl.read_parquet(path, columns=["key"]).with_row_index("position")
+    written = pl.read_parquet(path, columns=["key"])
+    check_keys(written["key"], str(path))  # keys become tar member names
+    index = (written.with_row_index("position")
              .join(pl.DataFrame({"key": keys}), on="key", how="inner").sort("key"))
     group_of = np.searchsorted(bounds, index["position"].to_numpy(), side="right")
     columns = [c for c in _CRAWL_COLUMNS if c in file.schema_arrow.names] + [image_ext]

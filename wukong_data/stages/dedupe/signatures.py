@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
+from ...images import decodable_size
 from ..filter.normalise import normalise
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -53,7 +54,7 @@ def image_signature(data: bytes | None) -> tuple[int, bytes] | None:
     """(phash as an unsigned 64-bit int, packed colour grid), or None if the image won't decode."""
     import imagehash
 
-    if not data:
+    if not decodable_size(data):  # a decompression bomb is never decoded
         return None
     try:
         with Image.open(io.BytesIO(data)) as image:
