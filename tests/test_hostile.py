@@ -8,7 +8,7 @@ import time
 import polars as pl
 import pytest
 
-from conftest import final_keys
+from conftest import final_keys, wukong
 from hostile import HOSTILE_CASES, RecordingServer, hostile_server, jpeg_claiming, png_bomb
 from wukong_data.build import BuildDir
 from wukong_data.demo.synth import good_samples
@@ -106,6 +106,23 @@ def test_hostile_crawl_is_bounded_in_time_and_memory(hostile_build):
     assert hostile_build["crawl_peak_mib"] < hostile_build["worker_imports_mib"] + 450, hostile_build
     manifest = json.loads((hostile_build["out"] / "manifest.json").read_text())
     assert manifest["stages"]["crawl"]["rows_in"] == len(hostile_build["rows"])
+
+
+def test_a_list_of_blocked_addresses_builds_to_an_empty_final(recording, tmp_path):
+    """The bundled demo recipe allows 127.0.0.1 only: another loopback address, a private one, a
+    metadata endpoint are refused, and a build where nothing survives the crawl ends cleanly."""
+    urls = tmp_path / "urls.csv"
+    urls.write_text(f"url,caption\n{recording.base}/a.jpg,另一个回环地址\nhttp://10.0.0.1/b.jpg,私有地址\n"
+                    "http://169.254.169.254/latest/meta-data/,云元数据\n", encoding="utf-8")
+    wukong("build", "demo", "--input", urls, "--out", tmp_path / "b", "--workers", "1", "--quiet")
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["stages"]["crawl"]["rejected"] == {"blocked_address": 3}
+    assert manifest["stages"]["export"] == {**manifest["stages"]["export"], "rows_in": 0, "kept": 0}
+    assert recording.connections == 0
+    (tmp_path / "empty.csv").write_text("url,caption\n")
+    proc = wukong("build", "demo", "--input", tmp_path / "empty.csv", "--out", tmp_path / "e", check=False)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {tmp_path / 'empty.csv'}: the input holds no rows " \
+                                                          "(only a header?)"
 
 
 @pytest.mark.parametrize("name, bomb", [

@@ -43,7 +43,21 @@ BLOCKED_RANGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("reserved", ("192.0.0.0/24", "198.18.0.0/15", "240.0.0.0/4", "::/96", "100::/64")),
     ("multicast", ("224.0.0.0/4", "ff00::/8")),
 )
-_BLOCKED = tuple((ipaddress.ip_network(net), name) for name, nets in BLOCKED_RANGES for net in nets)
+
+
+def _spans(named_networks) -> tuple[tuple[int, int, int, str], ...]:
+    """(version, first, last, name) per network: a check is a few integer comparisons."""
+    return tuple((net.version, int(net.network_address), int(net.broadcast_address), name)
+                 for net, name in named_networks)
+
+
+def _span_of(ip, spans) -> str | None:
+    value = int(ip)
+    return next((name for version, first, last, name in spans if version == ip.version and first <= value <= last),
+                None)
+
+
+_BLOCKED = _spans((ipaddress.ip_network(net), name) for name, nets in BLOCKED_RANGES for net in nets)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 BLOCKED_MESSAGE = "blocked address"  # how a refused connection's error begins (crawl_reason reads it)
 _CHUNK = 1 << 16
@@ -77,11 +91,7 @@ def _effective(address: str):
 
 def blocked_range(address: str) -> str | None:
     """The name of the blocked range `address` is in, or None for an ordinary public address."""
-    ip = _effective(address)
-    for network, name in _BLOCKED:
-        if ip.version == network.version and ip in network:
-            return name
-    return None
+    return _span_of(_effective(address), _BLOCKED)
 
 
 @dataclass(frozen=True)
@@ -94,15 +104,13 @@ class FetchPolicy:
 
     @functools.cached_property
     def _allowed(self):
-        return parse_networks(self.allow)
+        return _spans((net, "allowed") for net in parse_networks(self.allow))
 
     def refusal(self, address: str) -> str | None:
         """Why a connection to `address` is refused (None: it may be made)."""
-        name = blocked_range(address)
-        if name is None:
-            return None
         ip = _effective(address)
-        if any(ip.version == net.version and ip in net for net in self._allowed):
+        name = _span_of(ip, _BLOCKED)
+        if name is None or _span_of(ip, self._allowed):
             return None
         return f"{BLOCKED_MESSAGE} {ip} ({name})"
 

@@ -93,6 +93,8 @@ class CrawlStage:
             # img2dataset cuts each input file into its own shards.
             shards += math.ceil(table.num_rows / ctx.recipe.crawl.samples_per_shard)
             sources.append({"file": source, "rows": table.num_rows})
+        if not rows:
+            raise UserError(f"{cfg.path}: the input holds no rows (only a header?)")
         layout = KeyLayout.for_crawl(shards, ctx.recipe.crawl.samples_per_shard)
         build.update_manifest(keys={"shard_digits": layout.shard_digits, "row_digits": layout.row_digits})
         write_json_atomic(done_path, {"spec": spec, "rows": rows, "shards": shards, "sources": sources})

@@ -62,16 +62,13 @@ class BoundedResizer(Resizer):
         return super().__call__(img_stream, blurring_bbox_list)
 
 
-def download(input_dir: Path, output_dir: Path, cfg: CrawlConfig, *, processes: int, distributor: str,
-             shard_digits: int) -> None:
-    """Crawl every input shard (DIR/input/*.parquet) not yet complete in output_dir (a shard is
-    complete once img2dataset wrote its NNNNN_stats.json, after its Parquet)."""
-    tmp = output_dir / TMP
-    tmp.mkdir(parents=True, exist_ok=True)
+def assemble(input_dir: Path, output_dir: Path, cfg: CrawlConfig, shard_digits: int) -> tuple[Reader, GuardedDownloader]:
+    """img2dataset's reader of the input shards not yet complete in output_dir (a shard is complete
+    once its NNNNN_stats.json is there), and our downloader of them."""
     done = {int(p.name.split("_")[0]) for p in output_dir.glob("*_stats.json")}
     reader = Reader(url_list=str(input_dir), input_format="parquet", url_col="url", caption_col="caption",
                     verify_hash_col=None, verify_hash_type=None, save_additional_columns=["invalid_url"],
-                    number_sample_per_shard=cfg.samples_per_shard, done_shards=done, tmp_path=str(tmp))
+                    number_sample_per_shard=cfg.samples_per_shard, done_shards=done, tmp_path=str(output_dir / TMP))
     resizer = BoundedResizer(image_size=cfg.image_size, resize_mode=cfg.resize_mode,
                              resize_only_if_bigger=cfg.resize_only_if_bigger, encode_quality=cfg.encode_quality,
                              encode_format=cfg.encode_format, skip_reencode=cfg.skip_reencode)
@@ -84,6 +81,18 @@ def download(input_dir: Path, output_dir: Path, cfg: CrawlConfig, *, processes: 
         compute_hash="sha256", verify_hash_type=None, encode_format=cfg.encode_format, retries=cfg.retries,
         user_agent_token=cfg.user_agent_token, disallowed_header_directives=cfg.disallowed_header_directives or None,
     )
-    run = getattr(img2dataset.distributor, f"{distributor}_distributor")
-    run(processes, downloader, reader, 1000, 1)  # subjob size (pyspark only), one retry of a failed shard
+    return reader, downloader
+
+
+def run(reader: Reader, downloader: Downloader, processes: int, distributor: str) -> None:
+    """Download every shard of `reader` on img2dataset's distributor (one retry of a failed shard)."""
+    tmp = Path(reader.tmp_path)
+    tmp.mkdir(parents=True, exist_ok=True)
+    getattr(img2dataset.distributor, f"{distributor}_distributor")(processes, downloader, reader, 1000, 1)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def download(input_dir: Path, output_dir: Path, cfg: CrawlConfig, *, processes: int, distributor: str,
+             shard_digits: int) -> None:
+    """Crawl every input shard (DIR/input/*.parquet) not yet complete in output_dir."""
+    run(*assemble(input_dir, output_dir, cfg, shard_digits), processes, distributor)
