@@ -1,8 +1,14 @@
-"""Crawl overhead: bare img2dataset vs `wukong build --stage crawl`, same URLs, same settings.
+"""Crawl overhead: bare img2dataset vs `wukong build --stage crawl`, same URLs, same settings,
+and the safety checks alone.
 
-Serves N 256-px JPEGs from a loopback server, crawls them twice in this process (alternating,
-best of `--repeats`), prints throughputs and their ratio, then the export throughput. JSON out.
-    python benchmarks/crawl.py --rows 3000
+Serves N 256-px JPEGs from a loopback server and crawls them, best of `--repeats`, in this
+process: with img2dataset's own `download()`, with `wukong build --stage crawl`, and with the
+crawl's driver (crawl_download.assemble/run) over the same prepared input with its guards and
+without them (an unguarded subclass defined here: urllib's default opener, img2dataset's own
+resizer), in alternating order. `safety_cpu` breaks the checks down, in one process: the client
+thread's CPU per request through urllib's default opener and through fetch.guarded_opener, and
+the header check beside the resize it precedes, per image. Then the export throughput. JSON out.
+    python benchmarks/crawl.py --rows 3000 --repeats 3
 """
 from __future__ import annotations
 
@@ -16,12 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from img2dataset.downloader import Downloader
+
 from wukong_data.build import BuildDir
 from wukong_data.demo.server import serve
 from wukong_data.demo.synth import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, draw, jpeg
 from wukong_data.engines import make_engine
 from wukong_data.pipeline import run_build
 from wukong_data.recipe import load
+from wukong_data.stages.crawl_download import GuardedDownloader, assemble, run
 from wukong_data.ui import UI, quiet_fds
 
 SETTINGS = dict(image_size=256, resize_mode="keep_ratio", resize_only_if_bigger=True, encode_format="jpg",
@@ -51,7 +60,29 @@ def bare_img2dataset(urls: Path, out: Path) -> float:
     return time.perf_counter() - start
 
 
-def wukong_crawl(urls: Path, out: Path) -> float:
+class _Unguarded(GuardedDownloader):
+    """The crawl's driver with urllib's own opener and img2dataset's own resizer: everything but
+    the guards (here only, to measure them)."""
+
+    def __call__(self, row):
+        return Downloader.__call__(self, row)
+
+
+def driver_crawl(input_dir: Path, out: Path, cfg, guarded: bool) -> float:
+    """crawl_download's assembly over an already prepared input, guarded or not."""
+    from img2dataset.resizer import Resizer
+
+    out.mkdir(parents=True)
+    reader, downloader = assemble(input_dir, out, cfg, shard_digits=5)
+    if not guarded:
+        downloader.__class__, downloader.resizer.__class__ = _Unguarded, Resizer
+    start = time.perf_counter()
+    with quiet_fds(out.parent / f"{out.name}.log"):
+        run(reader, downloader, SETTINGS["processes"], "multiprocessing")
+    return time.perf_counter() - start
+
+
+def wukong_crawl(urls: Path, out: Path) -> tuple[float, object]:
     recipe = load("demo")
     recipe.stages = ["crawl", "export"]
     recipe.input.path = str(urls)
@@ -113,6 +144,50 @@ def tar_overhead(final: Path) -> dict:
             "webdataset_default_with_pax": round(default / samples), "ours_over_minimum": round(ours / minimum, 3)}
 
 
+def safety_costs(base_url: str, paths: list[str], bodies: list[bytes], repeats: int) -> dict:
+    """CPU the checks add: per request, the client thread's CPU through urllib's default opener
+    and through fetch.guarded_opener (the same requests, alternating); per image, the header
+    check beside the resize it precedes. CPU, not wall time: on loopback the wall time is the
+    server's, and what the checks take from a CPU-bound crawl is their CPU."""
+    import io
+    import urllib.request
+
+    from img2dataset.resizer import Resizer
+
+    from wukong_data.fetch import FetchPolicy, guarded_opener
+    from wukong_data.images import undecodable_reason
+
+    plain, guarded = urllib.request.build_opener(), guarded_opener(FetchPolicy(allow=("127.0.0.1",)))
+
+    def fetch_all(opener) -> float:
+        start = time.thread_time()
+        for path in paths:
+            with opener.open(base_url + path, timeout=10) as response:
+                response.read()
+        return (time.thread_time() - start) / len(paths)
+
+    request_plain, request_guarded = [], []
+    for _ in range(repeats):
+        request_plain.append(fetch_all(plain))
+        request_guarded.append(fetch_all(guarded))
+    resizer = Resizer(**{k: SETTINGS[k] for k in ("image_size", "resize_mode", "resize_only_if_bigger", "encode_format",
+                                                   "encode_quality", "skip_reencode")})
+
+    def per_image(fn) -> float:
+        start = time.thread_time()
+        for body in bodies * 20:
+            fn(body)
+        return (time.thread_time() - start) / (len(bodies) * 20)
+
+    check = min(per_image(undecodable_reason) for _ in range(repeats))
+    resize = min(per_image(lambda body: resizer(io.BytesIO(body))) for _ in range(repeats))
+    added = max(0.0, min(request_guarded) - min(request_plain)) + check
+    return {"requests": len(paths),
+            "request_cpu_us": {"urllib": round(min(request_plain) * 1e6, 1), "guarded": round(min(request_guarded) * 1e6, 1)},
+            "image_cpu_us": {"header_check": round(check * 1e6, 1), "resize": round(resize * 1e6, 1)},
+            "added_cpu_us_per_row": round(added * 1e6, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=3000)
@@ -128,15 +203,23 @@ def main() -> None:
                 writer = csv.writer(f)
                 writer.writerow(["url", "caption"])
                 writer.writerows([base_url + path, f"第{i}张图片的描述"] for i, path in enumerate(routes))
-            bare, ours = [], []
+            runs = {"img2dataset": [], "wukong": [], "driver_guarded": [], "driver_unguarded": []}
             for r in range(args.repeats):
-                bare.append(bare_img2dataset(urls, work / f"bare{r}"))
                 seconds, recipe = wukong_crawl(urls, work / f"ours{r}")
-                ours.append(seconds)
-            result["img2dataset_rows_per_s"] = round(args.rows / min(bare), 1)
-            result["wukong_crawl_rows_per_s"] = round(args.rows / min(ours), 1)
-            result["wukong_over_img2dataset_time_ratio"] = round(min(ours) / min(bare), 3)
-            result["runs_s"] = {"img2dataset": [round(x, 2) for x in bare], "wukong": [round(x, 2) for x in ours]}
+                runs["wukong"].append(seconds)
+                runs["img2dataset"].append(bare_img2dataset(urls, work / f"bare{r}"))
+                # The same driver over the same prepared input, with and without the guards, in
+                # alternating order.
+                for guarded in ((True, False) if r % 2 == 0 else (False, True)):
+                    name = "driver_guarded" if guarded else "driver_unguarded"
+                    runs[name].append(driver_crawl(work / "ours0" / "input", work / f"{name}{r}", recipe.crawl, guarded))
+            best = {name: min(times) for name, times in runs.items()}
+            result["rows_per_s"] = {name: round(args.rows / t, 1) for name, t in best.items()}
+            result["wukong_over_img2dataset_time_ratio"] = round(best["wukong"] / best["img2dataset"], 3)
+            result["guarded_over_unguarded_time_ratio"] = round(best["driver_guarded"] / best["driver_unguarded"], 3)
+            result["runs_s"] = {name: [round(t, 2) for t in times] for name, times in runs.items()}
+            paths = list(routes)[: min(len(routes), 1000)]
+            result["safety_cpu"] = safety_costs(base_url, paths, [routes[p][0] for p in paths[:50]], args.repeats)
 
         result["export"] = export(recipe, work / "ours0", args.repeats)
     finally:

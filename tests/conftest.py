@@ -90,6 +90,7 @@ def tiny_run(split, tmp_path_factory):
 RULES_RECIPE = """
 stages = ["crawl", "dedupe", "filter", "export"]
 [crawl]
+allow_addresses = ["127.0.0.1"]
 samples_per_shard = 25
 threads = 16
 [filter]

@@ -73,7 +73,7 @@ def test_same_final_shards_with_one_worker(demo_build, url_list, tmp_path):
 
 def test_stage_prerequisite_and_force(url_list, tmp_path):
     recipe = tmp_path / "r.toml"
-    recipe.write_text('stages = ["crawl", "dedupe", "filter", "export"]\n[crawl]\nsamples_per_shard = 100\n')
+    recipe.write_text('stages = ["crawl", "dedupe", "filter", "export"]\n[crawl]\nsamples_per_shard = 100\nallow_addresses = ["127.0.0.1"]\n')
     out = tmp_path / "b"
     proc = wukong("build", recipe, "--input", url_list, "--out", out, "--stage", "export", check=False)
     assert proc.returncode == 2

@@ -13,7 +13,6 @@ from conftest import wukong
 from wukong_data import __version__
 from wukong_data.cli import _run
 from wukong_data.errors import Incomplete, UserError
-from wukong_data.stages.crawl import _from_sigint_handler
 
 
 def test_version():
@@ -32,17 +31,6 @@ def test_only_user_mistakes_and_unfinished_work_become_one_line(capsys):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
     with pytest.raises(RuntimeError):  # a bug keeps its traceback
         _run(bug)
-
-
-def test_only_img2dataset_sigint_handler_exit_counts_as_interrupted():
-    def signal_handler():  # same name as img2dataset's, but another module
-        raise SystemExit(0)
-    with pytest.raises(SystemExit) as exit_:
-        signal_handler()
-    assert not _from_sigint_handler(exit_.value)
-    with pytest.raises(SystemExit) as exit_:
-        sys.exit(3)
-    assert not _from_sigint_handler(exit_.value)
 
 
 def test_ctrl_c_during_the_crawl_is_an_interruption(samples, tmp_path):

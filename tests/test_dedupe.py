@@ -24,6 +24,7 @@ RECIPE = f"""
 stages = ["crawl", "dedupe", "export"]
 [crawl]
 samples_per_shard = {SHARD}
+allow_addresses = ["127.0.0.1"]
 threads = 8
 [dedupe]
 max_caption_count = 3

@@ -40,6 +40,27 @@ def test_malformed_recipe_is_a_one_line_error_naming_file_and_key(tmp_path, text
     assert len(lines) == 1 and expected in lines[0] and "Traceback" not in proc.stderr
 
 
+def test_crawl_safety_settings(tmp_path):
+    """Least privilege: the demo reaches only the address its server binds, the paper's recipe no
+    private address at all; an allow list entry is an address or a network, nothing else."""
+    assert recipe.load("demo").crawl.allow_addresses == ["127.0.0.1"]
+    assert recipe.load("wukong-100m").crawl.allow_addresses == []
+    for text, expected in [
+        ("allow_addresses = ['10.0.0.1/8']", "[crawl].allow_addresses: '10.0.0.1/8' is not an IP address or network"),
+        ("allow_addresses = ['localhost']", "[crawl].allow_addresses: 'localhost' is not an IP address or network"),
+        ("allow_addresses = '127.0.0.1'", "[crawl].allow_addresses must be a list of strings"),
+        ("max_image_bytes = 0", "[crawl].max_image_bytes must be positive"),
+        ("max_image_seconds = -1", "[crawl].max_image_seconds must be positive"),
+    ]:
+        path = tmp_path / "r.toml"
+        path.write_text(f"[crawl]\n{text}\n")
+        with pytest.raises(UserError) as err:
+            recipe.load(str(path))
+        assert str(err.value).startswith(str(path)) and expected in str(err.value), str(err.value)
+    path.write_text("[crawl]\nallow_addresses = ['127.0.0.1', '10.1.0.0/16', 'fd00::/8']\n")
+    assert recipe.load(str(path)).crawl.allow_addresses == ["127.0.0.1", "10.1.0.0/16", "fd00::/8"]
+
+
 def test_missing_input_and_unknown_recipe_are_one_line_errors(tmp_path):
     proc = wukong("build", "demo", "--out", tmp_path / "a", check=False)
     assert proc.returncode == 2 and proc.stderr.strip() == "error: no input: pass --input PATH or set [input].path in the recipe"

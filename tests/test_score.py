@@ -85,7 +85,7 @@ def test_global_clip_score_from_local_open_clip_weights(url_list, tmp_path):
     model = open_clip.create_model(f"local-dir:{ASSETS / 'tiny-clip'}")
     torch.save(model.state_dict(), tmp_path / "clip.pt")
     recipe = tmp_path / "clip.toml"
-    recipe.write_text(f'stages = ["crawl", "score", "export"]\n[crawl]\nsamples_per_shard = 100\n'
+    recipe.write_text(f'stages = ["crawl", "score", "export"]\n[crawl]\nsamples_per_shard = 100\nallow_addresses = ["127.0.0.1"]\n'
                       f'[score]\nopen_clip_model = "local-dir:{ASSETS / "tiny-clip"}"\nopen_clip_weights = "clip.pt"\n'
                       f'keep_top_fraction = 0.5\n')
     out = tmp_path / "b"
@@ -150,7 +150,7 @@ def test_png_build_scores_trains_and_aligns(url_list, tiny_run, tmp_path):
     """encode_format = "png" all the way: the score stage decodes it (no decode_failed), and
     train-reference and align read the png column, from a build, its final/ folder or tar shards."""
     recipe = tmp_path / "png.toml"
-    recipe.write_text(f'stages = ["crawl", "score", "export"]\n[crawl]\nsamples_per_shard = 40\nencode_format = "png"\nencode_quality = 6\n'
+    recipe.write_text(f'stages = ["crawl", "score", "export"]\n[crawl]\nsamples_per_shard = 40\nallow_addresses = ["127.0.0.1"]\nencode_format = "png"\nencode_quality = 6\n'
                       f'[score]\ncheckpoint = "{tiny_run}"\nmin_score = -1.0\n[export]\nsamples_per_shard = 30\n')
     out = tmp_path / "b"
     wukong("build", recipe, "--input", url_list, "--out", out, "--limit", "80", "--quiet")

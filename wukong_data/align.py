@@ -11,10 +11,11 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image, ImageDraw, ImageFont
 
+from .build import check_keys
 from .errors import UserError
 from .filip.checkpoint import VOCAB, load_model
 from .filip.tokenizer import ChineseTokenizer
-from .images import image_column
+from .images import image_column, undecodable_reason
 from .loaders import scan_parquet
 
 _FONTS = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
@@ -89,6 +90,7 @@ def render(image: Image.Image, tokens: list[dict], grid: int, font_path: str | N
 def align(build_dir: str | Path, checkpoint: str | Path, keys: list[str], out: str | Path, top: int = 3,
           font: str | None = None) -> list[Path]:
     """Write OUT/KEY.png (and KEY.json: tokens, best patches, similarities) for each key."""
+    check_keys(pl.Series(keys, dtype=pl.String), "--keys")  # each names a file in OUT
     model = load_model(checkpoint)
     tokenizer = ChineseTokenizer(Path(checkpoint) / VOCAB, model.cfg.context_length)
     shards = scan_parquet(build_dir)
@@ -102,6 +104,9 @@ def align(build_dir: str | Path, checkpoint: str | Path, keys: list[str], out: s
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for key, caption, data in rows.iter_rows():
+        refused = undecodable_reason(data)
+        if refused:
+            raise UserError(f"{build_dir}: key {key}: {refused}")
         image = Image.open(io.BytesIO(data))
         tokens = token_patches(model, tokenizer, image, caption, top)
         render(image, tokens, grid, font).save(out / f"{key}.png")

@@ -80,6 +80,14 @@ class KeyLayout:
         return key_id.cast(pl.String).str.zfill(self.shard_digits + self.row_digits)
 
 
+def check_keys(keys: pl.Series, where: str) -> None:
+    """Keys name files (tar members, align's pictures): a key is digits only, so no name made from
+    one can leave its folder, whatever a damaged or hostile build holds."""
+    bad = keys.filter(~keys.str.contains(r"^[0-9]+$"))
+    if bad.len():
+        raise UserError(f"{where}: {bad[0]!r} is not a key (keys are digits only); the build is damaged")
+
+
 @dataclass
 class Counts:
     """A decision file's accounting: rows in = kept + rejected (per reason)."""

@@ -23,17 +23,23 @@ def image_column(names, where: str) -> str:
     raise UserError(f"{where}: no image column (expected one of {', '.join(IMAGE_FORMATS)})")
 
 
-def declared_pixels(data: bytes) -> int | None:
-    """Width x height from the header alone, or None if the bytes are not an image Pillow knows."""
+def undecodable_reason(data: bytes | None) -> str | None:
+    """Why an image must not be decoded, from its header alone: not an image Pillow knows, or a
+    declared size above MAX_PIXELS (a decompression bomb). None: it may be decoded."""
+    if not data:
+        return "empty image"
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
+    except Image.DecompressionBombError:  # Pillow's own, higher limit: it refuses to open at all
+        return f"image declares more than {MAX_PIXELS} pixels"
     except Exception:  # noqa: BLE001 - any header error: not a readable image
-        return None
-    return width * height
+        return "not a readable image"
+    if width * height > MAX_PIXELS:
+        return f"image declares {width}x{height} pixels, more than {MAX_PIXELS}"
+    return None
 
 
 def decodable_size(data: bytes | None) -> bool:
-    """The header is readable and declares no more than MAX_PIXELS."""
-    pixels = declared_pixels(data) if data else None
-    return pixels is not None and pixels <= MAX_PIXELS
+    """The header is readable and declares no more than MAX_PIXELS: decoding it is safe to try."""
+    return undecodable_reason(data) is None

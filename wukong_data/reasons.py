@@ -3,6 +3,7 @@
 REASONS: dict[str, str] = {
     # crawl
     "invalid_url": "the URL is empty or not http(s)",
+    "blocked_address": "the URL's host resolves (or redirects) only to addresses the crawl may not reach",
     "download_failed": "the server did not return the image (HTTP error, timeout, refused)",
     "opted_out": "the server disallowed AI use (X-Robots-Tag noai, noimageai, ...)",
     "decode_failed": "the bytes are not a decodable image",

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import UserError
+from .fetch import parse_networks
 from .images import IMAGE_FORMATS
 
 STAGE_ORDER = ("crawl", "dedupe", "filter", "score", "export")
@@ -48,7 +49,12 @@ class CrawlConfig:
     encode_format: str = "jpg"
     encode_quality: int = 95
     skip_reencode: bool = True
-    timeout: int = 10
+    timeout: int = 10  # seconds a connection may wait for the server's next bytes
+    max_image_seconds: float = 60.0  # a whole download (connect, redirects, body) ends by then
+    max_image_bytes: int = 32_000_000  # a download receiving more is abandoned (download_failed)
+    # Addresses or networks the crawl may reach although they are loopback, private, link-local,
+    # unique-local, CGNAT or cloud metadata (fetch.BLOCKED_RANGES), e.g. ["127.0.0.1"], ["10.1.0.0/16"].
+    allow_addresses: list[str] = field(default_factory=list)
     retries: int = 0
     shard_retries: int = 1  # passes over shards whose task failed (img2dataset's max_shard_retry)
     processes: int = 2
@@ -147,7 +153,8 @@ _CHOICES = {
     ("score", "bootstrap_model"): ("tiny", "vit-b-32", "vit-l-14"),
 }
 _POSITIVE = {("crawl", "image_size"), ("crawl", "processes"), ("crawl", "threads"),
-             ("crawl", "samples_per_shard"), ("crawl", "timeout"), ("export", "samples_per_shard"),
+             ("crawl", "samples_per_shard"), ("crawl", "timeout"),
+             ("crawl", "max_image_seconds"), ("crawl", "max_image_bytes"), ("export", "samples_per_shard"),
              ("filter", "min_aspect_ratio"), ("filter", "max_aspect_ratio"), ("filter", "nsfw_batch_size"),
              ("filter", "name_batch_size"), ("export", "shuffle_group")}
 
@@ -264,6 +271,10 @@ def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
                         f"\"png\" and must be between 0 and 9, got {quality}")
     if recipe.crawl.encode_format != "png" and not 0 <= quality <= 100:
         raise UserError(f"{source}: [crawl].encode_quality must be between 0 and 100, got {quality}")
+    try:
+        parse_networks(recipe.crawl.allow_addresses)
+    except ValueError as err:
+        raise UserError(f"{source}: [crawl].allow_addresses: {err}") from None
     if not recipe.export.formats:
         raise UserError(f"{source}: [export].formats must name at least one format")
     for key in ("path", "from_crawl"):

@@ -58,6 +58,14 @@ def atomic_path(final):
         final.fs.put_file(str(tmp), final.path)
 
 
+def move(source, target) -> None:
+    """Rename a complete file into place (on object storage: a copy of the one object, then a delete)."""
+    if is_local(target):
+        os.replace(source, target)
+    else:
+        target.fs.mv(source.path, target.path)
+
+
 def remove_stale_tmp(directory) -> None:
     """Remove temporary files a killed run left behind (only local disks have any)."""
     if is_local(directory) and directory.exists():

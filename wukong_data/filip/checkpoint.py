@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..build import atomic_path
+from ..build import atomic_path, write_json_atomic
 from ..errors import UserError
 from .model import FILIP
 from .presets import FilipConfig
@@ -18,13 +18,15 @@ WEIGHTS, CONFIG, VOCAB, STATE = "model.safetensors", "config.json", "vocab.txt",
 
 
 def save_weights(model: FILIP, vocab_file: str | Path, folder: Path) -> None:
+    """Each file atomically, the weights last: a folder with model.safetensors is complete."""
     folder.mkdir(parents=True, exist_ok=True)
+    if Path(vocab_file).resolve() != (folder / VOCAB).resolve():
+        with atomic_path(folder / VOCAB) as tmp:
+            shutil.copyfile(vocab_file, tmp)
+    write_json_atomic(folder / CONFIG, model.cfg.to_dict())
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(folder / WEIGHTS) as tmp:
         save_file(tensors, str(tmp))
-    (folder / CONFIG).write_text(json.dumps(model.cfg.to_dict(), indent=2))
-    if Path(vocab_file).resolve() != (folder / VOCAB).resolve():
-        shutil.copyfile(vocab_file, folder / VOCAB)
 
 
 def load_model(folder: str | Path, device: str = "cpu") -> FILIP:

@@ -5,6 +5,8 @@ from the training captions with Hugging Face `tokenizers` (WordPiece, offline).
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -44,5 +46,7 @@ class ChineseTokenizer:
         tok.train_from_iterator(captions, vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        tok.save_model(str(out_dir))
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".vocab-") as tmp:
+            tok.save_model(tmp)
+            os.replace(Path(tmp) / "vocab.txt", out_dir / "vocab.txt")  # whole, or not at all
         return out_dir / "vocab.txt"

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from ..build import atomic_path, write_json_atomic
 from ..errors import UserError
 from . import checkpoint
 from .data import LoaderSpec, batches_per_epoch, captions, loader, shards
@@ -176,7 +177,7 @@ def train(cfg: TrainConfig, ui=None) -> Path:
 
     metrics = open(out / "metrics.jsonl", "a", encoding="utf-8") if rank == 0 else None
     if rank == 0:
-        (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        write_json_atomic(out / "train_config.json", dataclasses.asdict(cfg))
     progress = ui.progress("train", total=cfg.steps, unit="steps") if (ui and rank == 0) else None
     advance = progress.__enter__() if progress else (lambda *a, **k: None)
     advance(completed=step)
@@ -230,7 +231,8 @@ def _checkpoint(model, vocab, optimizer, scheduler, out: Path, step: int, rank: 
     folder = out / "checkpoints" / f"step_{step:08d}"
     checkpoint.save_weights(model, vocab, folder)
     checkpoint.save_state(folder, optimizer, scheduler, {"step": step})
-    (out / "checkpoints" / "latest").write_text(folder.name)
+    with atomic_path(out / "checkpoints" / "latest") as tmp:
+        tmp.write_text(folder.name)
 
 
 def _evaluate(model, cfg: TrainConfig, vocab: Path, metrics, step: int) -> dict:

@@ -1,13 +1,13 @@
 """Crawl: normalise the URL lists, download with img2dataset, derive a reason for every row.
 
 img2dataset does the downloading (threads, processes, retries, resizing, X-Robots-Tag opt-outs,
-incremental resume); this module only prepares its input and reads its output.
+incremental resume), with our guards on every connection and image (crawl_download.py, fetch.py);
+this module prepares its input and reads its output.
 """
 from __future__ import annotations
 
 import json
 import math
-import signal
 import threading
 
 import polars as pl
@@ -15,12 +15,16 @@ import pyarrow.parquet as pq
 
 from ..build import BuildDir, Counts, KeyLayout, atomic_path, write_json_atomic
 from ..errors import Incomplete, UserError
-from ..storage import uri
+from ..fetch import BLOCKED_MESSAGE
 from ..readers import read_inputs
 from ..ui import quiet_fds
 from . import StageContext
 
 _INPUT_DONE = "_done.json"
+# The error texts our code and img2dataset's give these cases; a server cannot forge them (its
+# words appear only after "HTTP Error NNN: ").
+_BLOCKED_ERROR = f"<urlopen error {BLOCKED_MESSAGE} "
+_OPTED_OUT_ERROR = "Use of image disallowed by X-Robots-Tag directive"
 
 
 def crawl_reason() -> pl.Expr:
@@ -29,7 +33,8 @@ def crawl_reason() -> pl.Expr:
     return (
         pl.when(pl.col("url") == "").then(pl.lit("invalid_url"))
         .when(status == "success").then(pl.lit(None, pl.String))
-        .when(error.str.contains("X-Robots-Tag")).then(pl.lit("opted_out"))
+        .when(error.str.starts_with(_BLOCKED_ERROR)).then(pl.lit("blocked_address"))
+        .when(error == _OPTED_OUT_ERROR).then(pl.lit("opted_out"))
         .when(status == "failed_to_resize").then(pl.lit("decode_failed"))
         .otherwise(pl.lit("download_failed"))
     )
@@ -49,15 +54,6 @@ def _ray_task_failed(err: Exception) -> bool:
     except ImportError:
         return False
     return isinstance(err, RayError)
-
-
-def _from_sigint_handler(exit_: SystemExit) -> bool:
-    """Was this exit raised by img2dataset's SIGINT handler (Ctrl-C), not by anything else?"""
-    tb = exit_.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and tb.tb_frame.f_code.co_name == "signal_handler" and \
-        tb.tb_frame.f_globals.get("__name__") == "img2dataset.main"
 
 
 class CrawlStage:
@@ -126,15 +122,16 @@ class CrawlStage:
             # img2dataset cuts each input file into its own shards.
             shards += math.ceil(table.num_rows / ctx.recipe.crawl.samples_per_shard)
             sources.append({"file": source, "rows": table.num_rows})
+        if not rows:
+            raise UserError(f"{cfg.path}: the input holds no rows (only a header?)")
         layout = KeyLayout.for_crawl(shards, ctx.recipe.crawl.samples_per_shard)
         build.update_manifest(keys={"shard_digits": layout.shard_digits, "row_digits": layout.row_digits})
         write_json_atomic(done_path, {"spec": spec, "rows": rows, "shards": shards, "sources": sources})
         return rows, shards
 
     def _download(self, ctx: StageContext, n_rows: int, n_shards: int) -> None:
-        from img2dataset import download  # heavy import (cv2, albumentations): only when crawling
+        from .crawl_download import download  # heavy import (cv2, albumentations): only when crawling
 
-        cfg = ctx.recipe.crawl
         build = ctx.build
         stop = threading.Event()
 
@@ -156,45 +153,11 @@ class CrawlStage:
 
             poller = threading.Thread(target=poll, daemon=True)
             poller.start()
-            sigint = signal.getsignal(signal.SIGINT)
             try:
                 with quiet_fds(build.log_dir / "crawl.log"):
-                    download(
-                        url_list=uri(build.input_dir),
-                        input_format="parquet",
-                        url_col="url",
-                        caption_col="caption",
-                        save_additional_columns=["invalid_url"],
-                        output_folder=uri(build.stage_dir("crawl")),
-                        output_format="parquet",
-                        image_size=cfg.image_size,
-                        resize_mode=cfg.resize_mode,
-                        resize_only_if_bigger=cfg.resize_only_if_bigger,
-                        encode_format=cfg.encode_format,
-                        encode_quality=cfg.encode_quality,
-                        skip_reencode=cfg.skip_reencode,
-                        timeout=cfg.timeout,
-                        retries=cfg.retries,
-                        processes_count=ctx.engine.workers,
-                        thread_count=cfg.threads,
-                        number_sample_per_shard=cfg.samples_per_shard,
-                        oom_shard_count=build.layout.shard_digits,
-                        distributor=ctx.engine.img2dataset_distributor,
-                        max_shard_retry=cfg.shard_retries,
-                        incremental_mode="incremental",
-                        compute_hash="sha256",
-                        extract_exif=False,
-                        user_agent_token=cfg.user_agent_token,
-                        disallowed_header_directives=cfg.disallowed_header_directives,
-                        enable_wandb=False,
-                    )
-            except SystemExit as exit_:
-                if _from_sigint_handler(exit_):
-                    raise KeyboardInterrupt from None  # img2dataset turns Ctrl-C into exit(0)
-                raise Incomplete(f"crawl: img2dataset exited (code {exit_.code}); details in "
-                                 f"{build.log_dir / 'crawl.log'}; run the same command again to resume") from None
+                    download(build.input_dir, build.stage_dir("crawl"), ctx.recipe.crawl, processes=ctx.engine.workers,
+                             distributor=ctx.engine.img2dataset_distributor, shard_digits=build.layout.shard_digits)
             finally:
-                signal.signal(signal.SIGINT, sigint)
                 stop.set()
                 poller.join()
                 advance(completed=rows_done())

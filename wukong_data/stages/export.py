@@ -31,7 +31,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..build import BuildDir, atomic_path, remove_stale_tmp, write_json_atomic
+from ..build import BuildDir, atomic_path, check_keys, remove_stale_tmp, write_json_atomic
 from ..card import card
 from ..recipe import stages_before
 from ..storage import path, remove, uri
@@ -95,7 +95,9 @@ def _crawl_rows(build: BuildDir, shard: str, keys: pl.Series, image_ext: str):
     handle = build.crawl_path(shard).open("rb")
     file = pq.ParquetFile(handle)
     bounds = np.cumsum([file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)])
-    index = (build.scan_crawl(shard).select("key").collect().with_row_index("position")
+    written = build.scan_crawl(shard).select("key").collect()
+    check_keys(written["key"], str(build.crawl_path(shard)))  # keys become tar member names
+    index = (written.with_row_index("position")
              .join(pl.DataFrame({"key": keys}), on="key", how="inner").sort("key"))
     group_of = np.searchsorted(bounds, index["position"].to_numpy(), side="right")
     columns = [c for c in _CRAWL_COLUMNS if c in file.schema_arrow.names] + [image_ext]

@@ -79,6 +79,7 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
+from ...images import decodable_size
 from ..filter.normalise import normalise
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -208,7 +209,7 @@ def _packed(nibbles: np.ndarray) -> list[bytes]:
 def image_signature(data: bytes | None, views=VIEWS) -> list[tuple[int, bytes]] | None:
     """(hash as an unsigned 64-bit int, packed colour grid and edge orientations) of each of
     `views`, or None if the image won't decode."""
-    if not data:
+    if not decodable_size(data):  # a decompression bomb is never decoded
         return None
     try:
         with Image.open(io.BytesIO(data)) as image:

@@ -117,7 +117,7 @@ class FilterStage:
         columns = self.text.apply(rows["caption"], reasons)
 
         images = rows[self.image_column]
-        if cfg.decode_check:
+        if cfg.decode_check or cfg.nsfw_image:  # the NSFW model reads only images that decode
             for i in range(n):
                 if reasons[i] is None and not decodes(images[i]):
                     reasons[i] = "decode_failed"

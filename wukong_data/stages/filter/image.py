@@ -1,14 +1,16 @@
 """Image rules: size and aspect from the crawl's metadata (no decoding), a real decode check of
-the kept bytes (Pillow, decompression-bomb guard on), and an NSFW score from nudenet's 320n.onnx."""
+the kept bytes (Pillow, after the header check of images.py), and an NSFW score from nudenet's
+320n.onnx."""
 from __future__ import annotations
 
 import functools
 import io
 import os
-import warnings
 
 import numpy as np
 from PIL import Image
+
+from ...images import decodable_size
 
 # Exposed-body classes of nudenet's detector; the NSFW score of an image is the best of them.
 _EXPOSED = ("BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED",
@@ -16,14 +18,13 @@ _EXPOSED = ("BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOS
 
 
 def decodes(data: bytes | None) -> bool:
-    """True when Pillow decodes the whole image; truncated files and decompression bombs fail."""
-    if not data:
+    """True when Pillow decodes the whole image; truncated files fail, and an image whose header
+    declares more than MAX_PIXELS (a decompression bomb) is refused without decoding."""
+    if not decodable_size(data):
         return False
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                image.load()
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
         return True
     except Exception:  # noqa: BLE001 - any decoder error means the bytes are unusable
         return False

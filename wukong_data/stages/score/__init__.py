@@ -27,7 +27,7 @@ from ...errors import UserError
 from ...storage import is_local, local_copy, path, uri
 from ...recipe import stages_before
 from .. import StageContext, select
-from ..per_shard import run_per_shard, stage_config
+from ..per_shard import entering_counts, run_per_shard, stage_config
 
 BOOTSTRAP = "_bootstrap"
 MAP = "_map"
@@ -107,6 +107,11 @@ class ScoreStage:
         out = build.stage_dir("score")
         shards = build.crawl_shards()
         if all(build.decision_path("score", s).exists() for s in shards):
+            return
+        if not sum(entering_counts(ctx, "score").values()):  # nothing left to score: no model to train or load
+            for shard in shards:
+                build.write_decisions("score", shard, pl.DataFrame(
+                    schema={"key": pl.String, "reason": pl.String, "filip_score": pl.Float32}))
             return
         config = stage_config(ctx.recipe, "score")
         if cfg.open_clip_model:
