@@ -22,15 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from img2dataset.downloader import Downloader
-
 from wukong_data.build import BuildDir
 from wukong_data.demo.server import serve
 from wukong_data.demo.synth import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, draw, jpeg
 from wukong_data.engines import make_engine
 from wukong_data.pipeline import run_build
 from wukong_data.recipe import load
-from wukong_data.stages.crawl_download import GuardedDownloader, assemble, run
 from wukong_data.ui import UI, quiet_fds
 
 SETTINGS = dict(image_size=256, resize_mode="keep_ratio", resize_only_if_bigger=True, encode_format="jpg",
@@ -60,22 +57,17 @@ def bare_img2dataset(urls: Path, out: Path) -> float:
     return time.perf_counter() - start
 
 
-class _Unguarded(GuardedDownloader):
-    """The crawl's driver with urllib's own opener and img2dataset's own resizer: everything but
-    the guards (here only, to measure them)."""
-
-    def __call__(self, row):
-        return Downloader.__call__(self, row)
-
-
 def driver_crawl(input_dir: Path, out: Path, cfg, guarded: bool) -> float:
     """crawl_download's assembly over an already prepared input, guarded or not."""
     from img2dataset.resizer import Resizer
+    from unguarded_downloader import Unguarded
+
+    from wukong_data.stages.crawl_download import assemble, run
 
     out.mkdir(parents=True)
     reader, downloader = assemble(input_dir, out, cfg, shard_digits=5)
     if not guarded:
-        downloader.__class__, downloader.resizer.__class__ = _Unguarded, Resizer
+        downloader.__class__, downloader.resizer.__class__ = Unguarded, Resizer
     start = time.perf_counter()
     with quiet_fds(out.parent / f"{out.name}.log"):
         run(reader, downloader, SETTINGS["processes"], "multiprocessing")

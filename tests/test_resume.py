@@ -43,8 +43,8 @@ bootstrap_steps = 2
 bootstrap_batch_size = 8
 keep_top_fraction = 0.8
 [export]
-samples_per_shard = 16
-shuffle_group = 1  # one export task per crawl shard: final shards appear one after another
+samples_per_shard = 20
+shuffle_group = 1  # one export task per crawl shard, one final shard each (20 rows at most): they appear one by one
 """
 
 

@@ -36,10 +36,14 @@ def test_demo_build_scores_and_catches_mismatched_captions(demo_build, samples):
     kept = decisions["reason"].is_null().sum()
     assert abs(kept - 0.9 * decisions.height) <= 1  # the demo recipe keeps the top 90%
     assert decisions["filip_score"].null_count() == 0
-    caught = [r for k, r in decisions.select("key", "reason").iter_rows()
-              if samples[row_index(k)].kind == "mismatched_caption"]
-    print(f"\nmismatched captions caught by the score stage: {sum(r is not None for r in caught)} of {len(caught)}")
-    assert sum(r is not None for r in caught) > len(caught) / 2
+    mismatched = pl.Series([samples[row_index(k)].kind == "mismatched_caption" for k in decisions["key"]])
+    rejected = decisions["reason"].is_not_null()
+    caught, others = (rejected & mismatched).sum(), (rejected & ~mismatched).sum()
+    rate, other_rate = caught / mismatched.sum(), others / (~mismatched).sum()
+    print(f"\nmismatched captions caught by the score stage: {caught} of {mismatched.sum()} ({rate:.0%}); "
+          f"other rows cut: {others} of {(~mismatched).sum()} ({other_rate:.0%})")
+    # A score blind to the mismatch would cut both at the same rate (10% here).
+    assert mismatched.sum() == 20 and rate >= 4 * other_rate
 
 
 def test_alignment_pictures_put_the_colour_word_on_the_shape(tiny_run, split, tmp_path):

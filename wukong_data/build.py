@@ -228,6 +228,10 @@ class BuildDir:
             self._adopted = json.loads(path.read_text()) if path.exists() else {}
         return self._adopted
 
+    def write_adopted(self, adopted: dict[str, dict]) -> None:
+        write_json_atomic(self.stage_dir("crawl") / ADOPTED, adopted)
+        self._adopted = adopted
+
     def crawl_key(self, shard: str) -> pl.Expr:
         """The build key of a crawl shard's rows, from their stored `key` column: img2dataset's
         own for a crawl of ours; for an adopted shard, the build's shard id then the row index."""

@@ -86,29 +86,36 @@ def card(final: Path, manifest: dict, sizes: dict[str, int], formats: list[str])
         lines += ["", "Reason codes:", ""] + [f"- `{c}`: {REASONS.get(c, '')}" for c in codes]
     lines += ["", "## Files", ""]
     shards = sorted(sizes)
-    if "webdataset" in formats:
+    if not shards:
+        lines += ["No pair was kept: this folder holds no shards.", ""]
+    if shards and "webdataset" in formats:
         lines.append(f"- `NNNNN.tar` ({shards[0]} … {shards[-1]}): WebDataset shards; each sample is `KEY.<image>`, "
                      "`KEY.txt` (caption, UTF-8) and `KEY.json` (the other columns). `sizes.json` gives the samples "
                      "per shard (open_clip reads it).")
-    if "parquet" in formats:
+    if shards and "parquet" in formats:
         lines.append("- `NNNNN.parquet`: the same rows and order, one row per pair, image bytes in a column; "
                      "row groups of 256 rows for streaming readers.")
-    lines.append("- Rows are shuffled across the whole build (seeded) unless the recipe's `[export].shuffle` is false.")
     first = next(iter(sorted(final.glob("[0-9]*.parquet"))), None)
+    if shards:
+        lines.append("- Rows are shuffled across the whole build (seeded) unless the recipe's `[export].shuffle` is false.")
     if first is not None:
         lines += ["", "## Columns", "", "| column | type | meaning |", "|---|---|---|"]
         with first.open("rb") as f:
             schema = pq.read_schema(f)
         for field in schema:
             lines.append(f"| `{field.name}` | {field.type} | {COLUMNS.get(field.name, '')} |")
-    lines += ["", "## Load it", "", "```python",
-              "from datasets import load_dataset          # this folder, with this README in place",
-              f'ds = load_dataset("{final}", split="train")',
-              "import polars as pl                       # or any Parquet reader",
-              f'pl.scan_parquet("{final}/*.parquet")',
-              "```", "",
-              f"open_clip: `--dataset-type webdataset --train-data '{final}/{{{shards[0][:-4]}..{shards[-1][:-4]}}}.tar' "
-              f"--train-num-samples {rows}`.", ""]
+    if shards:
+        # No absolute path: the card stays true wherever the folder is copied (the same build
+        # anywhere gives the same bytes).
+        lines += ["", "## Load it", "", "```python",
+                  'final = "path/to/this/folder"             # or its copy on the Hugging Face Hub',
+                  "from datasets import load_dataset          # with this README in place",
+                  'ds = load_dataset(final, split="train")',
+                  "import polars as pl                       # or any Parquet reader",
+                  'pl.scan_parquet(f"{final}/*.parquet")',
+                  "```", "",
+                  f"open_clip: `--dataset-type webdataset --train-data 'path/to/this/folder/"
+                  f"{{{shards[0][:-4]}..{shards[-1][:-4]}}}.tar' --train-num-samples {rows}`.", ""]
     lines += ["## Recipe", "", "```json", json.dumps(recipe, indent=2, ensure_ascii=False), "```", ""]
     lines += ["## Caveats", "",
               "- The images and captions are as crawled from the web: their copyright belongs to their owners, "

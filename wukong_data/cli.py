@@ -51,7 +51,9 @@ def build(
     input: Optional[str] = typer.Option(None, "--input", help="URL list(s): file, folder or glob; replaces the recipe's"),
     from_crawl: Optional[str] = typer.Option(None, "--from-crawl", help="adopt an img2dataset download (folder or "
                                              "glob; parquet or webdataset output) as the crawl instead of crawling"),
-    out: Optional[Path] = typer.Option(None, "--out", help="build directory [default: build/RECIPE-NAME]"),
+    # Text, not Path: a build directory may be a URL (s3://...), which a Path would mangle.
+    out: Optional[str] = typer.Option(None, "--out", help="build directory, a path or an fsspec URL "
+                                      "[default: build/RECIPE-NAME]"),
     stage: Optional[List[str]] = typer.Option(None, "--stage", help="run only this stage (repeatable)"),
     engine: str = typer.Option("local", "--engine", help="local (process pool) or ray"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="a Ray cluster (ray://host:10001 or "
@@ -81,7 +83,7 @@ def build(
         ui = UI(quiet)
         runner = make_engine(engine, workers or r.crawl.processes, ray_address)
         try:
-            built = run_build(r, str(out or Path("build") / r.name), only=stage or None, engine=runner, limit=limit,
+            built = run_build(r, out or str(Path("build") / r.name), only=stage or None, engine=runner, limit=limit,
                               force=force, ui=ui)
         finally:
             runner.close()
@@ -92,10 +94,10 @@ def build(
 
 @app.command()
 def stats(
-    build_dir: Path = typer.Argument(..., help="a build directory"),
+    build_dir: str = typer.Argument(..., help="a build directory (a path or an fsspec URL)"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON (schema: README, wukong stats)"),
     html: Optional[Path] = typer.Option(None, "--html", help="also write the report as one self-contained HTML file"),
-    compare: Optional[Path] = typer.Option(None, "--compare", help="another build of the same input: funnel deltas "
+    compare: Optional[str] = typer.Option(None, "--compare", help="another build of the same input: funnel deltas "
                                                                   "and the rows kept by one and not the other"),
     workers: int = typer.Option(1, "--workers", min=1, help="processes reading the build (each holds ~300 MB)"),
 ):
@@ -104,7 +106,7 @@ def stats(
     from .stats import make_report, print_report
     from .ui import UI
 
-    report = _run(make_report, str(build_dir), html=html, compare=str(compare) if compare else None, workers=workers)
+    report = _run(make_report, build_dir, html=html, compare=compare, workers=workers)
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
     else:

@@ -11,6 +11,8 @@ object when complete, so a killed task never leaves half a file under its final 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -22,7 +24,9 @@ def path(location) -> UPath:
     """A local path (made absolute) or a URL, as a UPath."""
     text = os.fspath(location) if isinstance(location, os.PathLike) else str(location)
     if "://" in text:
-        return UPath(text)
+        # No listings cache: the files of a build are written by other processes (the engine's
+        # workers), and a cached listing would hide them.
+        return UPath(text, use_listings_cache=False)
     return UPath(os.path.abspath(text))
 
 
@@ -74,16 +78,21 @@ def remove_stale_tmp(directory) -> None:
 
 
 def local_copy(p, cache: Path) -> Path:
-    """A local file or folder for libraries that need one (model weights): `p` itself when local,
-    else a copy under `cache`, made once."""
+    """A local file or folder for libraries that need one (model weights, training data): `p`
+    itself when local, else a copy under `cache`, made once per version of `p` (its files' names,
+    sizes and ETags or modification times name the copy, so a rebuilt model is copied again)."""
     if is_local(p):
         return Path(os.fspath(p))
-    target = cache / p.path.strip("/").replace("/", "_")
+    found = p.fs.find(p.path, detail=True)
+    version = json.dumps(sorted((name, info.get("size"), str(info.get("ETag") or info.get("LastModified")
+                                                            or info.get("mtime"))) for name, info in found.items()))
+    digest = hashlib.sha256(f"{p} {version}".encode()).hexdigest()[:16]
+    target = cache / f"{p.name}-{digest}"
     if not target.exists():
-        with tempfile.TemporaryDirectory(dir=cache.parent if cache.parent.exists() else None) as folder:
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as folder:
             staged = Path(folder) / "copy"
             p.fs.get(p.path, str(staged), recursive=p.is_dir())
-            cache.mkdir(parents=True, exist_ok=True)
             os.replace(staged, target)
     return target
 

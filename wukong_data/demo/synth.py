@@ -126,7 +126,7 @@ def planted_samples(good: list[Sample]) -> list[Sample]:
 
 
 def mismatched_samples(n: int, seed: int = 7) -> list[Sample]:
-    """Images whose caption describes another picture (other colour, shape and position), as
+    """Images whose caption describes another picture (other colour, shape, position, background), as
     search-engine captions often do: the score stage's work. Each shows its own combination."""
     rng = random.Random(seed)
     background = PLANTED_BACKGROUND[0]
@@ -136,8 +136,12 @@ def mismatched_samples(n: int, seed: int = 7) -> list[Sample]:
         other_colour = rng.choice([c for c in COLOURS if c != colour])
         other_shape = rng.choice([s for s in SHAPES if s != shape])
         other_position = rng.choice([p for p in POSITIONS if p != position])
+        # The caption names a good drawing's background: were it the picture's own (a word only
+        # these pairs use), a model would learn to pair them by it.
+        other_background = rng.choice(list(BACKGROUNDS))
         image = draw(colour, shape, position, background, rng=rng)
-        caption = rng.choice(TEMPLATES).format(bg=background, pos=other_position, colour=other_colour, shape=other_shape)
+        caption = rng.choice(TEMPLATES).format(bg=other_background, pos=other_position, colour=other_colour,
+                                               shape=other_shape)
         out.append(Sample(f"/img/mismatch-{i}.jpg", caption, jpeg(image), "mismatched_caption"))
     return out
 

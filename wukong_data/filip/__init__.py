@@ -8,4 +8,5 @@ data.py       WebDataset loading of a build's final/ shards, deterministic and r
 train.py      the training loop (AdamW, warm-up + cosine, DDP, checkpoints, exact resume)
 evaluate.py   image<->text retrieval and zero-shot classification
 checkpoint.py safetensors weights + config + vocabulary; training state for resume
+files.py      the names of a model folder's files (no torch import)
 """

@@ -14,7 +14,7 @@ from ..errors import UserError
 from .model import FILIP
 from .presets import FilipConfig
 
-WEIGHTS, CONFIG, VOCAB, STATE = "model.safetensors", "config.json", "vocab.txt", "state.pt"
+from .files import CONFIG, STATE, VOCAB, WEIGHTS
 
 
 def save_weights(model: FILIP, vocab_file: str | Path, folder: Path) -> None:

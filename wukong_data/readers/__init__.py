@@ -8,9 +8,13 @@ characters a request cannot carry; such rows keep url="" so the crawl rejects th
 touching the network or the local disk). A file that cannot be read as a URL list (not the
 format its name says, no url column or two of them, text that is not UTF-8, a quote never
 closed) is a UserError naming the file and, where there is one, the row.
+
+An input may be a URL of any fsspec filesystem (s3://bucket/lists/*.csv.gz): listed with fsspec,
+read through a stream that fsspec decompresses.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob as globlib
 import io
@@ -18,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -46,19 +51,37 @@ def _format_of(path: str) -> str | None:
     return None
 
 
+def _remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def _list_remote(path: str) -> list[str]:
+    fs, root = fsspec.core.url_to_fs(path, use_listings_cache=False)
+    if any(ch in root for ch in "*?["):
+        found = fs.glob(root)
+    elif fs.isdir(root):
+        found = [f for f in fs.find(root) if _format_of(f)]
+    elif fs.isfile(root):
+        found = [root]
+    else:
+        raise UserError(f"{path}: input not found")
+    return sorted(fs.unstrip_protocol(f) for f in found if fs.isfile(f))
+
+
 def list_input_files(cfg: InputConfig) -> list[str]:
     if not cfg.path:
         raise UserError("no input: pass --input PATH or set [input].path in the recipe")
     path = cfg.path
-    if any(ch in path for ch in "*?["):
-        files = sorted(globlib.glob(path, recursive=True))
+    if _remote(path):
+        files = _list_remote(path)
+    elif any(ch in path for ch in "*?["):
+        files = [f for f in sorted(globlib.glob(path, recursive=True)) if os.path.isfile(f)]
     elif os.path.isdir(path):
         files = sorted(str(p) for p in Path(path).rglob("*") if p.is_file() and _format_of(p.name))
     elif os.path.isfile(path):
         files = [path]
     else:
         raise UserError(f"{path}: input not found")
-    files = [f for f in files if os.path.isfile(f)]
     if not files:
         raise UserError(f"{path}: no input files (expected .csv, .tsv, .jsonl or .parquet, optionally .gz)")
     if cfg.format == "auto":
@@ -68,28 +91,44 @@ def list_input_files(cfg: InputConfig) -> list[str]:
     return files
 
 
+@contextlib.contextmanager
+def _source(path: str):
+    """What pyarrow's readers take: a local path (they decompress .gz themselves), or a remote
+    file as a stream fsspec decompresses."""
+    if not _remote(path):
+        yield path
+        return
+    with fsspec.open(path, "rb", compression="infer") as stream:
+        yield stream
+
+
 def _read_table(path: str, fmt: str, cfg: InputConfig) -> pa.Table:
     try:
-        if fmt in ("csv", "tsv"):
-            delimiter = cfg.delimiter or ("\t" if fmt == "tsv" else ",")
-            table = pacsv.read_csv(
-                path,
-                read_options=pacsv.ReadOptions(block_size=_BLOCK_SIZE),
-                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-                # Bytes: their UTF-8 is checked in _text, which names the row at fault.
-                convert_options=pacsv.ConvertOptions(
-                    column_types={cfg.url_column: pa.binary(), cfg.caption_column: pa.binary()},
-                    strings_can_be_null=False,
-                ),
-            )
-            _check_quotes_closed(table, path, delimiter)
-            return table
-        if fmt == "jsonl":
-            return pajson.read_json(path, read_options=pajson.ReadOptions(block_size=_BLOCK_SIZE))
-        return pq.read_table(path)
+        with _source(path) as source:
+            return _parse(source, path, fmt, cfg)
     except (pa.ArrowException, OSError, UnicodeDecodeError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"{path}: cannot read as {fmt}: {first_line}") from None
+
+
+def _parse(source, path: str, fmt: str, cfg: InputConfig) -> pa.Table:
+    if fmt in ("csv", "tsv"):
+        delimiter = cfg.delimiter or ("\t" if fmt == "tsv" else ",")
+        table = pacsv.read_csv(
+            source,
+            read_options=pacsv.ReadOptions(block_size=_BLOCK_SIZE),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            # Bytes: their UTF-8 is checked in _text, which names the row at fault.
+            convert_options=pacsv.ConvertOptions(
+                column_types={cfg.url_column: pa.binary(), cfg.caption_column: pa.binary()},
+                strings_can_be_null=False,
+            ),
+        )
+        _check_quotes_closed(table, path, delimiter)
+        return table
+    if fmt == "jsonl":
+        return pajson.read_json(source, read_options=pajson.ReadOptions(block_size=_BLOCK_SIZE))
+    return pq.read_table(source)
 
 
 def _check_quotes_closed(table: pa.Table, path: str, delimiter: str) -> None:
@@ -103,8 +142,8 @@ def _check_quotes_closed(table: pa.Table, path: str, delimiter: str) -> None:
     if not (isinstance(last, (str, bytes)) and last[-1:] in ("\n", "\r", b"\n", b"\r")):
         return
     csv.field_size_limit(max(csv.field_size_limit(), _BLOCK_SIZE))
-    with pa.input_stream(path, compression="detect") as raw, \
-            io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
+    with _source(path) as source, pa.input_stream(source, compression="detect" if isinstance(source, str) else None) \
+            as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
         try:
             for _ in csv.reader(text, delimiter=delimiter, strict=True):
                 pass

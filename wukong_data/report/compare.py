@@ -64,8 +64,8 @@ def _check_same_input(a: BuildDir, b: BuildDir) -> None:
 def _url_mismatch(a: BuildDir, b: BuildDir, shards: list[str]) -> str | None:
     """The first key whose URL differs between the builds, if any."""
     def urls(build):
-        return pl.scan_parquet([build.crawl_path(s) for s in shards]).select(
-            pl.col("key"), pl.col("url").alias(str(build.root)))
+        return pl.concat([build.scan_crawl(s).select(pl.col("key"), pl.col("url").alias(str(build.root)))
+                          for s in shards])
     both = urls(a).join(urls(b), on="key", how="full", coalesce=True).filter(
         pl.col(str(a.root)).ne_missing(pl.col(str(b.root)))).head(1).collect()
     return both["key"][0] if both.height else None

@@ -11,9 +11,7 @@ import io
 from collections import defaultdict
 from dataclasses import dataclass
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import polars as pl
 from PIL import Image
 
 from ..build import BuildDir
@@ -29,21 +27,13 @@ def read_crawled(build: BuildDir, keys: list[str], columns: list[str]) -> dict[s
         by_shard[build.layout.shard_of(key)].add(key)
     found = {}
     for shard, wanted in sorted(by_shard.items()):
-        path = build.crawl_path(shard)
-        if not path.exists():
+        if not build.crawl_path(shard).exists():
             continue
-        parquet = pq.ParquetFile(path)
-        names = parquet.schema_arrow.names
+        crawled = build.scan_crawl(shard)  # the build's keys, also of an adopted download
+        names = crawled.collect_schema().names()
         present = ["key", *(c for c in columns if c in names)]
-        key_index = names.index("key")
-        for group in range(parquet.metadata.num_row_groups):
-            stats = parquet.metadata.row_group(group).column(key_index).statistics
-            if stats is not None and stats.has_min_max and not any(stats.min <= k <= stats.max for k in wanted):
-                continue
-            table = parquet.read_row_group(group, columns=present)
-            table = table.filter(pc.is_in(table["key"], value_set=pa.array(sorted(wanted), pa.string())))
-            for row in table.to_pylist():
-                found[row.pop("key")] = row
+        for row in crawled.filter(pl.col("key").is_in(sorted(wanted))).select(present).collect().iter_rows(named=True):
+            found[row.pop("key")] = row
     return found
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from ..build import BuildDir
+from ..storage import uri
 from ..stages.crawl import crawl_reason
 
 KEPT = "kept"
@@ -56,11 +57,11 @@ def read_rows(build: BuildDir, stages: list[str], fate: pl.Enum, shards: list[st
     def key_id():
         return pl.col("key").cast(pl.UInt64).alias("key_id")
 
-    rows = pl.scan_parquet([build.crawl_path(s) for s in shards]).select(
+    rows = pl.concat([build.scan_crawl(s).select(
         key_id(), crawl_reason().alias("crawl"), *(pl.col(c).alias(n) for c, n in STAGE_COLUMNS["crawl"].items())
-    ).collect().sort("key_id")
+    ) for s in shards]).collect().sort("key_id")
     for stage in stages[1:]:
-        decided = pl.scan_parquet([build.decision_path(stage, s) for s in shards])
+        decided = pl.scan_parquet([uri(build.decision_path(stage, s)) for s in shards])
         present = decided.collect_schema().names()
         decided = decided.select(key_id(), pl.col("reason").alias(stage), *(
             pl.col(c).alias(n) for c, n in STAGE_COLUMNS.get(stage, {}).items() if c in present)).collect()

@@ -155,6 +155,6 @@ def adopt(ctx: StageContext, spec: str) -> None:
         write_json_atomic(crawl / f"{shard}_stats.json", json.loads(stats.read_text()))
     build.update_manifest(keys={"shard_digits": layout.shard_digits, "row_digits": layout.row_digits},
                           crawl_source=source)
-    write_json_atomic(crawl / ADOPTED, adopted)
+    build.write_adopted(adopted)
     ctx.ui.print(f"crawl: adopted {len(plan)} img2dataset shards from {len(folders)} folder(s) "
-                 f"({'linked in place' if not conversions else f'{len(conversions)} converted from webdataset'})")
+                 f"({'read in place' if not conversions else f'{len(conversions)} converted from webdataset'})")

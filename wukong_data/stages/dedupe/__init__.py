@@ -31,7 +31,7 @@ from . import exact, near
 from .against import against_signatures
 from .partitions import partition_count, read_keys, write_sorted
 from .search import plan
-from .signatures import signatures
+from .signatures import VIEWS, signatures
 
 MAP = "_map"
 
@@ -133,7 +133,8 @@ class DedupeStage:
         run_per_shard(ctx, "dedupe", "wukong_data.stages.dedupe:SignatureMap", "dedupe: signatures",
                       map_dir=dedupe / MAP)
         rows = sum(entering_counts(ctx, "dedupe").values())
-        partitions = partition_count(rows, cfg.partitions)
+        # The near-duplicate pool holds an entry per view of each row: it sets the partition size.
+        partitions = partition_count(rows * (len(VIEWS) if cfg.near_duplicates else 1), cfg.partitions)
         settings = dedupe / "_partitions.json"
         if settings.exists() and json.loads(settings.read_text())["partitions"] != partitions:
             # Partial work of another partition count ([dedupe].partitions changed): redo the reduce.

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ...build import atomic_path
+from ...build import atomic_path, write_json_atomic
 from ...storage import is_local, path, uri
 from . import search
 from .partitions import read_range, write_sorted
@@ -135,10 +136,15 @@ def load_array(file) -> np.ndarray:
 
 
 def _scratch(near) -> Path:
-    """The driver's local folder for memory-mapped arrays: in the build when it is local."""
+    """The driver's local folder for memory-mapped arrays: in the build when it is local. For a
+    build on object storage, a temporary folder named by the near folder's identity, drawn when
+    the folder is made: a rebuild (--force) of the same URL never reads an older build's arrays."""
     if is_local(near):
         return Path(near) / "arrays"
-    digest = hashlib.sha256(uri(near).encode()).hexdigest()[:16]
+    identity = near / "_identity.json"
+    if not identity.exists():
+        write_json_atomic(identity, {"id": uuid.uuid4().hex})
+    digest = hashlib.sha256(f"{uri(near)} {json.loads(identity.read_text())['id']}".encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"wukong-near-{digest}"
 
 

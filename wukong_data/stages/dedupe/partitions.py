@@ -15,7 +15,8 @@ from ...storage import uri
 
 # Rows of a record file per row group: small enough that a partition reads little beyond its range.
 ROW_GROUP = 1024
-# Rows per partition when the recipe leaves the count to us (~100 MB of records each).
+# Records per partition when the recipe leaves the count to us: rows, or the near-duplicate pool's
+# entries (one per view of a row), whose collapse holds ~355 bytes each (~1.4 GB per task).
 ROWS_PER_PARTITION = 4_000_000
 
 

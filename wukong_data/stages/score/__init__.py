@@ -11,7 +11,6 @@ so far (DIR/score/_bootstrap/) and scores with it: no model needed from anywhere
 from __future__ import annotations
 
 import functools
-import hashlib
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from ...build import BuildDir, atomic_path, write_json_atomic
-from ...filip.checkpoint import CONFIG, VOCAB, WEIGHTS
+from ...filip.files import CONFIG, VOCAB, WEIGHTS
 from ...engines import Resources
 from ...errors import UserError
 from ...storage import is_local, local_copy, path, uri
@@ -167,7 +166,9 @@ class ScoreStage:
                      f"{kept:,} kept pairs")
         scratch = Path(tempfile.gettempdir()) / "wukong-bootstrap"
         data = local_copy(folder / "data", scratch / "data")
-        local_run = Path(run) if is_local(run) else scratch / "runs" / hashlib.sha256(uri(run).encode()).hexdigest()[:16]
+        # A remote build trains in a local folder named by its data's version (a rebuild's new
+        # sample never resumes an older run).
+        local_run = Path(run) if is_local(run) else scratch / "runs" / data.name
         train(TrainConfig(data=str(data), out=str(local_run), model=cfg.bootstrap_model,
                           steps=cfg.bootstrap_steps, batch_size=cfg.bootstrap_batch_size, lr=cfg.bootstrap_lr,
                           warmup=max(1, cfg.bootstrap_steps // 10), workers=1, seed=0,
