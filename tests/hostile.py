@@ -18,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from PIL import Image
 
+from wukong_data.demo.server import running
+
 LINGER = 90.0  # how long the slow routes keep a connection going
 
 
@@ -226,12 +228,8 @@ def hostile_server(images: dict[str, bytes], blocked_base: str):
     handler = type("Handler", (HostileHandler,), {"images": images, "stop": stop, "blocked_base": blocked_base,
                                                   "bomb": png_bomb(), "bomb_jpeg": jpeg_claiming(20000, 20000)})
     server = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 128})(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        stop.set()
-        server.shutdown()
-        server.server_close()
+    with running(server) as base_url:
+        try:
+            yield base_url
+        finally:
+            stop.set()  # ends the dripping answers before the server waits for its threads

@@ -42,10 +42,15 @@ def serve(routes: dict[str, tuple[bytes, dict[str, str]]], delay: float = 0.0):
     `delay` seconds before each answer stands in for a slow remote host.
     """
     handler = type("Handler", (_Handler,), {"routes": routes, "delay": delay})
-    server = _Server(("127.0.0.1", 0), handler)
+    with running(_Server(("127.0.0.1", 0), handler)) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def running(server):
+    """Run a loopback `server` on a daemon thread; yields its base URL, then shuts it down."""
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
