@@ -85,37 +85,8 @@ def card(final: Path, manifest: dict, sizes: dict[str, int], formats: list[str])
     if codes:
         lines += ["", "Reason codes:", ""] + [f"- `{c}`: {REASONS.get(c, '')}" for c in codes]
     lines += ["", "## Files", ""]
-    shards = sorted(sizes)
-    if not shards:
-        lines += ["No pair was kept: this folder holds no shards.", ""]
-    if shards and "webdataset" in formats:
-        lines.append(f"- `NNNNN.tar` ({shards[0]} … {shards[-1]}): WebDataset shards; each sample is `KEY.<image>`, "
-                     "`KEY.txt` (caption, UTF-8) and `KEY.json` (the other columns). `sizes.json` gives the samples "
-                     "per shard (open_clip reads it).")
-    if shards and "parquet" in formats:
-        lines.append("- `NNNNN.parquet`: the same rows and order, one row per pair, image bytes in a column; "
-                     "row groups of 256 rows for streaming readers.")
-    first = next(iter(sorted(final.glob("[0-9]*.parquet"))), None)
-    if shards:
-        lines.append("- Rows are shuffled across the whole build (seeded) unless the recipe's `[export].shuffle` is false.")
-    if first is not None:
-        lines += ["", "## Columns", "", "| column | type | meaning |", "|---|---|---|"]
-        with first.open("rb") as f:
-            schema = pq.read_schema(f)
-        for field in schema:
-            lines.append(f"| `{field.name}` | {field.type} | {COLUMNS.get(field.name, '')} |")
-    if shards:
-        # No absolute path: the card stays true wherever the folder is copied (the same build
-        # anywhere gives the same bytes).
-        lines += ["", "## Load it", "", "```python",
-                  'final = "path/to/this/folder"             # or its copy on the Hugging Face Hub',
-                  "from datasets import load_dataset          # with this README in place",
-                  'ds = load_dataset(final, split="train")',
-                  "import polars as pl                       # or any Parquet reader",
-                  'pl.scan_parquet(f"{final}/*.parquet")',
-                  "```", "",
-                  f"open_clip: `--dataset-type webdataset --train-data 'path/to/this/folder/"
-                  f"{{{shards[0][:-4]}..{shards[-1][:-4]}}}.tar' --train-num-samples {rows}`.", ""]
+    lines += _shard_sections(final, sorted(sizes), formats, rows) if sizes else \
+        ["No pair was kept: this folder holds no shards.", ""]
     lines += ["## Recipe", "", "```json", json.dumps(recipe, indent=2, ensure_ascii=False), "```", ""]
     lines += ["## Caveats", "",
               "- The images and captions are as crawled from the web: their copyright belongs to their owners, "
@@ -130,3 +101,35 @@ def card(final: Path, manifest: dict, sizes: dict[str, int], formats: list[str])
               "that are not names.",
               "- URLs age: many will stop serving their images; the bytes here are what the crawl saw.", ""]
     return "\n".join(lines)
+
+
+def _shard_sections(final, shards: list[str], formats: list[str], rows: int) -> list[str]:
+    """The card's description of the shards, their columns and how to load them."""
+    lines = []
+    if "webdataset" in formats:
+        lines.append(f"- `NNNNN.tar` ({shards[0]} … {shards[-1]}): WebDataset shards; each sample is `KEY.<image>`, "
+                     "`KEY.txt` (caption, UTF-8) and `KEY.json` (the other columns). `sizes.json` gives the samples "
+                     "per shard (open_clip reads it).")
+    if "parquet" in formats:
+        lines.append("- `NNNNN.parquet`: the same rows and order, one row per pair, image bytes in a column; "
+                     "row groups of 256 rows for streaming readers.")
+    lines.append("- Rows are shuffled across the whole build (seeded) unless the recipe's `[export].shuffle` is false.")
+    first = next(iter(sorted(final.glob("[0-9]*.parquet"))), None)
+    if first is not None:
+        lines += ["", "## Columns", "", "| column | type | meaning |", "|---|---|---|"]
+        with first.open("rb") as f:
+            schema = pq.read_schema(f)
+        for field in schema:
+            lines.append(f"| `{field.name}` | {field.type} | {COLUMNS.get(field.name, '')} |")
+    # No absolute path: the card stays true wherever the folder is copied (the same build anywhere
+    # gives the same bytes).
+    lines += ["", "## Load it", "", "```python",
+              'final = "path/to/this/folder"             # or its copy on the Hugging Face Hub',
+              "from datasets import load_dataset          # with this README in place",
+              'ds = load_dataset(final, split="train")',
+              "import polars as pl                       # or any Parquet reader",
+              'pl.scan_parquet(f"{final}/*.parquet")',
+              "```", "",
+              f"open_clip: `--dataset-type webdataset --train-data 'path/to/this/folder/"
+              f"{{{shards[0][:-4]}..{shards[-1][:-4]}}}.tar' --train-num-samples {rows}`.", ""]
+    return lines
