@@ -19,6 +19,8 @@ from pathlib import Path
 
 from upath import UPath
 
+from .errors import UserError
+
 
 def path(location) -> UPath:
     """A local path (made absolute) or a URL, as a UPath."""
@@ -26,7 +28,12 @@ def path(location) -> UPath:
     if "://" in text:
         # No listings cache: the files of a build are written by other processes (the engine's
         # workers), and a cached listing would hide them.
-        return UPath(text, use_listings_cache=False)
+        try:
+            location = UPath(text, use_listings_cache=False)
+            location.fs  # made lazily: a missing package (gcsfs, s3fs) fails here, as one line
+        except (ImportError, ValueError) as err:
+            raise UserError(f"{text}: {err}") from None
+        return location
     return UPath(os.path.abspath(text))
 
 

@@ -29,6 +29,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from .. import storage
 from ..errors import UserError
 from ..recipe import InputConfig
 
@@ -56,7 +57,8 @@ def _remote(path: str) -> bool:
 
 
 def _list_remote(path: str) -> list[str]:
-    fs, root = fsspec.core.url_to_fs(path, use_listings_cache=False)
+    remote = storage.path(path)
+    fs, root = remote.fs, remote.path
     if any(ch in root for ch in "*?["):
         found = fs.glob(root)
     elif fs.isdir(root):
