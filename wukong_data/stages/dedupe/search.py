@@ -76,6 +76,17 @@ def _equal_blocks(a: np.ndarray, b: np.ndarray, plan_: Plan) -> np.ndarray:
     return np.stack([((diff >> np.uint64(o)) & np.uint64((1 << s) - 1)) == 0 for o, s in plan_.blocks], axis=1)
 
 
+def _bucket_order(bucket: np.ndarray, bits: int) -> np.ndarray:
+    """The positions of `bucket` (values below 2**bits, bits <= 32) in stable bucket order: a
+    least-significant-digit radix sort by 16-bit digits (numpy sorts uint16 by radix, in linear
+    time; a comparison argsort of a table's millions of entries cost most of the search)."""
+    order = np.arange(len(bucket))
+    for shift in range(0, bits, 16):
+        digit = ((bucket[order] >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+    return order
+
+
 def table_pairs(hashes: np.ndarray, plan_: Plan, index: int) -> tuple[np.ndarray, np.ndarray]:
     """(i, j), i < j, of the pairs within the radius whose first table (in `plan_.tables` order)
     is table `index`. Over all tables, every pair within the radius exactly once."""
@@ -88,8 +99,9 @@ def table_pairs(hashes: np.ndarray, plan_: Plan, index: int) -> tuple[np.ndarray
     crowded = np.nonzero(np.bincount(bucket, minlength=1 << bucket_bits)[bucket] >= 2)[0]
     if len(crowded) < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    order = crowded[np.argsort(bucket[crowded], kind="stable")]
+    order = crowded[_bucket_order(bucket[crowded], bucket_bits)]
     sorted_bucket = bucket[order]
+    sorted_hashes = hashes[order]  # compared in bucket order: neighbours in memory, not scattered
     starts = np.r_[0, np.nonzero(sorted_bucket[1:] != sorted_bucket[:-1])[0] + 1]
     ends = np.r_[starts[1:], len(order)]
     group_end = np.repeat(ends, ends - starts)
@@ -102,16 +114,15 @@ def table_pairs(hashes: np.ndarray, plan_: Plan, index: int) -> tuple[np.ndarray
         active = active[active + offset < group_end[active]]
         if not len(active):
             break
-        a, b = order[active], order[active + offset]
-        near = np.bitwise_count(hashes[a] ^ hashes[b]) <= plan_.radius
-        a, b = a[near], b[near]
+        near = np.bitwise_count(sorted_hashes[active] ^ sorted_hashes[active + offset]) <= plan_.radius
+        a, b = active[near], active[near] + offset
         if len(a):
-            equal = _equal_blocks(hashes[a], hashes[b], plan_)
+            equal = _equal_blocks(sorted_hashes[a], sorted_hashes[b], plan_)
             # The pair's first table is its first t equal blocks: report it there only.
             rank = np.cumsum(equal, axis=1)
             chosen = equal & (rank <= len(table))
             canonical = (chosen[:, first_of].all(axis=1)) & (chosen.sum(axis=1) == len(table))
-            a, b = a[canonical], b[canonical]
+            a, b = order[a[canonical]], order[b[canonical]]
             found_i.append(np.minimum(a, b))
             found_j.append(np.maximum(a, b))
         offset += 1
