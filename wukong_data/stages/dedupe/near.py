@@ -148,10 +148,19 @@ def _scratch(near) -> Path:
     return Path(tempfile.gettempdir()) / f"wukong-near-{digest}"
 
 
+def _write_npy(file, dtype, shape: tuple[int, ...]):
+    """An open .npy file whose header says `shape`; the caller writes the data after it, in order."""
+    f = open(file, "wb")
+    np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                             "fortran_order": False, "shape": shape})
+    return f
+
+
 class Representatives:
     """All representatives in hash order, as memory-mapped arrays (in the driver's scratch
-    folder) built by streaming the partitions in order (bounded memory), and their distinct
-    hashes (in the build, for the search tasks)."""
+    folder), and their distinct hashes (in the build, for the search tasks). Written by streaming
+    the partitions in order, a partition at a time: the driver holds one partition, not the build
+    (partitions are disjoint hash ranges, so a hash's representatives are all in one)."""
 
     def __init__(self, near, partitions: int):
         self.near = near
@@ -159,34 +168,36 @@ class Representatives:
         done = arrays / "done.json"
         if not done.exists():
             arrays.mkdir(parents=True, exist_ok=True)
-            n = sum(pl.scan_parquet(uri(near / "reps" / f"{p:05d}.parquet")).select(pl.len()).collect().item()
-                    for p in range(partitions))
-            files = {name: np.lib.format.open_memmap(arrays / f"{name}.npy", "w+", dtype, shape)
-                     for name, dtype, shape in (("hash", np.uint64, (n,)), ("view", np.uint8, (n,)),
-                                                ("key_id", np.uint64, (n,)), ("against", np.bool_, (n,)),
-                                                ("colour", np.uint8, (n, COLOUR_BYTES)))}
-            start = 0
-            for p in range(partitions):
-                part = pl.read_parquet(uri(near / "reps" / f"{p:05d}.parquet"))
-                end = start + part.height
-                for name in ("hash", "view", "key_id", "against"):
-                    files[name][start:end] = part[name].to_numpy()
-                if part.height:
-                    files["colour"][start:end] = np.frombuffer(b"".join(part["colour"].to_list()),
-                                                               np.uint8).reshape(part.height, -1)
-                start = end
-            for array in files.values():
-                array.flush()
-            hashes = files["hash"]
-            new = np.r_[True, hashes[1:] != hashes[:-1]] if n else np.empty(0, bool)
-            with atomic_path(near / "distinct.npy") as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, hashes[new])
-            np.save(arrays / "distinct_start.npy", np.r_[np.nonzero(new)[0], n].astype(np.int64))
+            files = [uri(near / "reps" / f"{p:05d}.parquet") for p in range(partitions)]
+            n = d = 0
+            for file in files:  # sizes first: each .npy header states its shape
+                hashes = pl.read_parquet(file, columns=["hash"])["hash"].to_numpy()
+                n += len(hashes)
+                d += int(np.count_nonzero(hashes[1:] != hashes[:-1])) + bool(len(hashes))
+            columns = (("hash", np.uint64, (n,)), ("view", np.uint8, (n,)), ("key_id", np.uint64, (n,)),
+                       ("against", np.bool_, (n,)), ("colour", np.uint8, (n, COLOUR_BYTES)))
+            with atomic_path(near / "distinct.npy") as distinct_tmp:
+                out = {name: _write_npy(arrays / f"{name}.npy", dtype, shape) for name, dtype, shape in columns}
+                out["distinct"] = _write_npy(distinct_tmp, np.uint64, (d,))
+                out["distinct_start"] = _write_npy(arrays / "distinct_start.npy", np.int64, (d + 1,))
+                start = 0
+                for file in files:
+                    part = pl.read_parquet(file)
+                    for name in ("hash", "view", "key_id", "against"):
+                        out[name].write(part[name].to_numpy().tobytes())
+                    out["colour"].write(b"".join(part["colour"].to_list()))
+                    hashes = part["hash"].to_numpy()
+                    new = np.r_[True, hashes[1:] != hashes[:-1]] if len(hashes) else np.empty(0, bool)
+                    out["distinct"].write(hashes[new].tobytes())
+                    out["distinct_start"].write((start + np.nonzero(new)[0]).astype(np.int64).tobytes())
+                    start += len(hashes)
+                out["distinct_start"].write(np.array([n], np.int64).tobytes())
+                for f in out.values():
+                    f.close()
             done.write_text(json.dumps({"reps": int(n)}))
         self.arrays = {name: np.load(arrays / f"{name}.npy", mmap_mode="r")
                        for name in ("hash", "view", "key_id", "against", "colour")}
-        self.distinct_start = np.load(arrays / "distinct_start.npy")
+        self.distinct_start = np.load(arrays / "distinct_start.npy", mmap_mode="r")
 
     def same_hash_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """Every pair of representatives sharing a hash (other views or colours of it)."""
