@@ -400,8 +400,7 @@ def step_exact(root: str, workers: int) -> dict:
     """DedupeStage.run up to the exact apply (its statements, with the private _exact)."""
     from wukong_data.build import remove_stale_tmp, write_json_atomic
     from wukong_data.stages.dedupe import MAP, DedupeStage, ShardTask, apply_exact
-    from wukong_data.stages.dedupe.partitions import partition_count
-    from wukong_data.stages.per_shard import entering_counts, run_per_shard
+    from wukong_data.stages.per_shard import run_per_shard
 
     ctx = _context(root, workers)
     start = time.perf_counter()
@@ -411,7 +410,7 @@ def step_exact(root: str, workers: int) -> dict:
     for folder in [dedupe, *[p for p in dedupe.rglob("*") if p.is_dir()]]:
         remove_stale_tmp(folder)
     run_per_shard(ctx, "dedupe", "wukong_data.stages.dedupe:SignatureMap", "dedupe: signatures", map_dir=dedupe / MAP)
-    partitions = partition_count(sum(entering_counts(ctx, "dedupe").values()), cfg.partitions)
+    partitions = DedupeStage.partitions(ctx)
     write_json_atomic(dedupe / "_partitions.json", {"partitions": partitions})
     rules = tuple(r for r, on in (("url", cfg.exact_url), ("image", cfg.exact_image),
                                   ("caption", bool(cfg.max_caption_count))) if on)

@@ -132,9 +132,7 @@ class DedupeStage:
             remove_stale_tmp(folder)
         run_per_shard(ctx, "dedupe", "wukong_data.stages.dedupe:SignatureMap", "dedupe: signatures",
                       map_dir=dedupe / MAP)
-        rows = sum(entering_counts(ctx, "dedupe").values())
-        # The near-duplicate pool holds an entry per view of each row: it sets the partition size.
-        partitions = partition_count(rows * (len(VIEWS) if cfg.near_duplicates else 1), cfg.partitions)
+        partitions = self.partitions(ctx)
         settings = dedupe / "_partitions.json"
         if settings.exists() and json.loads(settings.read_text())["partitions"] != partitions:
             # Partial work of another partition count ([dedupe].partitions changed): redo the reduce.
@@ -150,6 +148,14 @@ class DedupeStage:
         if pool:
             self._near(ctx, partitions)
         ctx.engine.map(apply_final, [t for t in tasks if t.shard in todo])
+
+    @staticmethod
+    def partitions(ctx: StageContext) -> int:
+        """The partition count for the rows entering dedupe. The near-duplicate pool holds an
+        entry per view of each row: it sets the partition size."""
+        cfg = ctx.recipe.dedupe
+        rows = sum(entering_counts(ctx, "dedupe").values())
+        return partition_count(rows * (len(VIEWS) if cfg.near_duplicates else 1), cfg.partitions)
 
     def _exact(self, ctx: StageContext, rules: tuple[str, ...], partitions: int) -> None:
         dedupe = ctx.build.stage_dir("dedupe")
