@@ -40,7 +40,7 @@ from .signatures import COLOUR_BYTES, MATCHING_VIEWS, unpack_colours
 
 NEAR = "_near"
 AGAINST = "against"
-_CONFIRM_CHUNK = 1_000_000  # pairs confirmed at a time: bounded memory whatever their number
+_CHUNK = 1_000_000  # pairs, hashes or rows handled at a time: bounded memory whatever the build's size
 
 
 def pool_entries(records: pl.DataFrame) -> pl.DataFrame:
@@ -185,7 +185,8 @@ class Representatives:
                     part = pl.read_parquet(file)
                     for name in ("hash", "view", "key_id", "against"):
                         out[name].write(part[name].to_numpy().tobytes())
-                    out["colour"].write(b"".join(part["colour"].to_list()))
+                    for piece in part.select("colour").iter_slices(_CHUNK):  # its bytes objects a slice at a time
+                        out["colour"].write(b"".join(piece["colour"].to_list()))
                     hashes = part["hash"].to_numpy()
                     new = np.r_[True, hashes[1:] != hashes[:-1]] if len(hashes) else np.empty(0, bool)
                     out["distinct"].write(hashes[new].tobytes())
@@ -199,19 +200,19 @@ class Representatives:
                        for name in ("hash", "view", "key_id", "against", "colour")}
         self.distinct_start = np.load(arrays / "distinct_start.npy", mmap_mode="r")
 
-    def same_hash_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every pair of representatives sharing a hash (other views or colours of it)."""
-        sizes = np.diff(self.distinct_start)
-        starts = self.distinct_start[:-1][sizes > 1]
-        sizes = sizes[sizes > 1]
-        first, second = [], []
-        for start, size in zip(starts.tolist(), sizes.tolist()):
-            i, j = np.triu_indices(size, 1)
-            first.append(start + i)
-            second.append(start + j)
-        if not first:
-            return np.empty(0, np.int64), np.empty(0, np.int64)
-        return np.concatenate(first), np.concatenate(second)
+    def same_hash_pairs(self):
+        """Every pair of representatives sharing a hash (other views or colours of it), yielded
+        for a chunk of distinct hashes at a time."""
+        for lo in range(0, len(self.distinct_start) - 1, _CHUNK):
+            bounds = np.asarray(self.distinct_start[lo:lo + _CHUNK + 1])
+            sizes = np.diff(bounds)
+            first, second = [], []
+            for start, size in zip(bounds[:-1][sizes > 1].tolist(), sizes[sizes > 1].tolist()):
+                i, j = np.triu_indices(size, 1)
+                first.append(start + i)
+                second.append(start + j)
+            if first:
+                yield np.concatenate(first), np.concatenate(second)
 
     def expand(self, u: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Representative pairs of distinct-hash pairs (u, w): every rep of u with every rep of w."""
@@ -247,18 +248,19 @@ def confirm(reps: Representatives, a: np.ndarray, b: np.ndarray, tolerance: int)
 
 def confirmed_pairs(reps: Representatives, pair_files: list[Path], tolerance: int):
     """Yield (a, b) representative pairs that are confirmed, a chunk at a time."""
-    for a, b in [reps.same_hash_pairs()]:
-        for start in range(0, len(a), _CONFIRM_CHUNK):
-            x, y = a[start:start + _CONFIRM_CHUNK], b[start:start + _CONFIRM_CHUNK]
+    def confirmed(a, b):
+        for start in range(0, len(a), _CHUNK):
+            x, y = a[start:start + _CHUNK], b[start:start + _CHUNK]
             ok = confirm(reps, x, y, tolerance)
             yield x[ok], y[ok]
+
+    for a, b in reps.same_hash_pairs():
+        yield from confirmed(a, b)
     for file in pair_files:
         pairs = load_array(file)
-        for start in range(0, len(pairs), _CONFIRM_CHUNK):
-            chunk = np.asarray(pairs[start:start + _CONFIRM_CHUNK])
-            x, y = reps.expand(chunk[:, 0], chunk[:, 1])
-            ok = confirm(reps, x, y, tolerance)
-            yield x[ok], y[ok]
+        for start in range(0, len(pairs), _CHUNK):
+            chunk = np.asarray(pairs[start:start + _CHUNK])
+            yield from confirmed(*reps.expand(chunk[:, 0], chunk[:, 1]))
 
 
 def group(row_pairs: np.ndarray, ties: np.ndarray, pixels_of) -> pl.DataFrame:
