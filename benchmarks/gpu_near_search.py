@@ -5,7 +5,7 @@ distinct-N.npy), e.g. the 1M-row build's 3.2M hashes. The 10M size is made from 
 copies, each XORed with its own random 64-bit mask, so that distances within a copy are the
 build's (its clustering and its pairs) and copies lie apart. At each size:
 - the torch search (search.table_pairs_torch) over every table on the GPU: seconds and pairs;
-- the numpy search (search.table_pairs) in `--workers` processes on the machine's CPUs, over every
+- the CPU search (search.table_pairs, compiled by numba) in `--workers` processes on the machine's CPUs, over every
   `--cpu-table-step`-th table: seconds, and the whole search projected from that share;
 - the pairs of every table both ran, compared: they must be the same.
 
@@ -27,7 +27,7 @@ import numpy as np
 
 
 def _load_search():
-    """search.py alone: it needs numpy (and torch) only, while the package's __init__ files import
+    """search.py alone: it needs numpy, numba and torch only, while the package's __init__ files import
     polars and the rest, which a bare GPU machine lacks."""
     file = Path(__file__).resolve().parents[1] / "wukong_data" / "stages" / "dedupe" / "search.py"
     spec = importlib.util.spec_from_file_location("wukong_search", file)
