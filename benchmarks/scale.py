@@ -827,6 +827,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000], help="input rows")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tmp", default=None, help="where the synthetic builds go (default: the system temp dir)")
+    parser.add_argument("--keep-hashes", type=Path, default=None,
+                        help="copy each size's distinct view hashes (distinct-N.npy) here, for gpu_near_search.py")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -850,6 +852,10 @@ def main() -> None:
         recall = run_child("recall", str(work / "recall.npy"), "")
         tables = run_child("tables", str(work / f"distinct-{sizes[-1]}.npy"), "")
         ladder = faiss_ladder(work, work / f"all-views-{sizes[-1]}.npy")
+        if args.keep_hashes:
+            args.keep_hashes.mkdir(parents=True, exist_ok=True)
+            for n in sizes:
+                shutil.copy(work / f"distinct-{n}.npy", args.keep_hashes)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     grown = growth(sizes, results) if len(sizes) > 1 else {}
