@@ -11,7 +11,8 @@ from wukong_data.reasons import REASONS
 from wukong_data.recipe import FilterConfig
 from wukong_data.stages.filter import FilterStage, TextRules
 from wukong_data.stages.filter.language import character_forms, fasttext_alone, identify
-from wukong_data.stages.filter.names import mask_names, recogniser
+from wukong_data.stages.filter.names import mask_names, may_hold_name, recogniser
+from wukong_data.stages.filter.words import tag
 
 import textdev
 
@@ -107,6 +108,16 @@ def test_traditional_to_simplified():
 ])
 def test_person_name_masking(sentence, masked, count):
     assert mask_names([sentence], recogniser(threads=1), "<人名>") == [(masked, count)]
+
+
+@pytest.mark.parametrize("caption, sent", [
+    ("一只黑白相间的狗在草地上奔跑", False),  # nothing name-like: LAC never reads it
+    ("张伟在北京", True),  # rjieba tags a name (nr)
+    ("Harry在公园里喂鸽子", True),  # a Latin word (eng): LAC tags Latin names
+    ("飈颸颺在海边散步", True),  # Han characters outside rjieba's dictionary (x), as rare given names are
+])
+def test_the_cheap_name_test_sends_captions_that_may_name_someone(caption, sent):
+    assert bool(may_hold_name(tag(caption))) is sent
 
 
 def test_recogniser_batches_give_the_unbatched_answer():

@@ -20,6 +20,7 @@ images are near duplicates when views (a, b) of them, for a pair of MATCHING_VIE
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import tempfile
@@ -176,10 +177,12 @@ class Representatives:
                 d += int(np.count_nonzero(hashes[1:] != hashes[:-1])) + bool(len(hashes))
             columns = (("hash", np.uint64, (n,)), ("view", np.uint8, (n,)), ("key_id", np.uint64, (n,)),
                        ("against", np.bool_, (n,)), ("colour", np.uint8, (n, COLOUR_BYTES)))
-            with atomic_path(near / "distinct.npy") as distinct_tmp:
-                out = {name: _write_npy(arrays / f"{name}.npy", dtype, shape) for name, dtype, shape in columns}
-                out["distinct"] = _write_npy(distinct_tmp, np.uint64, (d,))
-                out["distinct_start"] = _write_npy(arrays / "distinct_start.npy", np.int64, (d + 1,))
+            with atomic_path(near / "distinct.npy") as distinct_tmp, contextlib.ExitStack() as files_open:
+                out = {name: files_open.enter_context(_write_npy(arrays / f"{name}.npy", dtype, shape))
+                       for name, dtype, shape in columns}
+                out["distinct"] = files_open.enter_context(_write_npy(distinct_tmp, np.uint64, (d,)))
+                out["distinct_start"] = files_open.enter_context(
+                    _write_npy(arrays / "distinct_start.npy", np.int64, (d + 1,)))
                 start = 0
                 for file in files:
                     part = pl.read_parquet(file)
@@ -193,8 +196,6 @@ class Representatives:
                     out["distinct_start"].write((start + np.nonzero(new)[0]).astype(np.int64).tobytes())
                     start += len(hashes)
                 out["distinct_start"].write(np.array([n], np.int64).tobytes())
-                for f in out.values():
-                    f.close()
             done.write_text(json.dumps({"reps": int(n)}))
         self.arrays = {name: np.load(arrays / f"{name}.npy", mmap_mode="r")
                        for name in ("hash", "view", "key_id", "against", "colour")}
