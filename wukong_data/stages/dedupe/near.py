@@ -164,7 +164,6 @@ class Representatives:
     (partitions are disjoint hash ranges, so a hash's representatives are all in one)."""
 
     def __init__(self, near, partitions: int):
-        self.near = near
         arrays = _scratch(near)
         done = arrays / "done.json"
         if not done.exists():

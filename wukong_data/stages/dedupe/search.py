@@ -86,18 +86,15 @@ _POSITION_BITS = 40  # an entry is its bucket (at most MAX_BUCKET_BITS) above it
 
 
 @numba.njit(cache=True, nogil=True)
-def _table_pairs(hashes, offsets, masks, lengths, table, bucket_bits, radius):
+def _table_pairs(hashes, offsets, masks, lengths, table, bucket_bits, hashed, radius):
     n, t, n_blocks = len(hashes), len(table), len(offsets)
-    bits = np.uint64(0)
-    for b in table:
-        bits += lengths[b]
     entries = np.empty(n, np.uint64)
     for i in range(n):
         key, position = np.uint64(0), np.uint64(0)
         for b in table:
             key |= ((hashes[i] >> offsets[b]) & masks[b]) << position
             position += lengths[b]
-        if bits > bucket_bits:
+        if hashed:
             key = (key * _GOLDEN) >> np.uint64(64 - bucket_bits)
         entries[i] = (key << np.uint64(_POSITION_BITS)) | np.uint64(i)
     # Least-significant-digit radix sort by the bucket bits: sequential reads and 4096 write
@@ -160,9 +157,10 @@ def table_pairs(hashes: np.ndarray, plan_: Plan, index: int) -> tuple[np.ndarray
     lengths = np.array([s for _, s in plan_.blocks], np.uint64)
     masks = (np.uint64(1) << lengths) - np.uint64(1)
     table = np.array(plan_.tables[index], np.int64)
-    bucket_bits = min(int(lengths[table].sum()), MAX_BUCKET_BITS)
+    bits = int(lengths[table].sum())
+    bucket_bits = min(bits, MAX_BUCKET_BITS)
     return _table_pairs(np.ascontiguousarray(hashes, dtype=np.uint64), offsets, masks, lengths, table,
-                        bucket_bits, plan_.radius)
+                        bucket_bits, bits > bucket_bits, plan_.radius)
 
 
 def pairs_within(hashes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
