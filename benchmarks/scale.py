@@ -460,7 +460,7 @@ def step_near(root: str, workers: int) -> dict:
     distinct = len(np.load(folder / "distinct.npy", mmap_mode="r"))
     return {"seconds": seconds, "search_seconds": round(phases["search"], 2),
             "phase_seconds": {k: round(v, 2) for k, v in phases.items()},
-            "representatives": len(near.Representatives(folder, partitions).arrays["hash"]),
+            "representatives": near.Representatives(folder, partitions).count,
             "distinct_hashes": distinct, "search_tables": len(plan(ctx.recipe.dedupe.hamming_radius, distinct).tables),
             "hash_pairs_within_radius": pairs,
             "ties": pl.scan_parquet(folder / "ties" / "*.parquet").select(pl.len()).collect().item(),

@@ -69,7 +69,7 @@ def test_a_cluster_of_identical_images_is_one_group_with_a_bounded_number_of_pai
     write_sorted(near.pool_entries(records), "hash", folder / "pool" / "00000.parquet")
     near.collapse_partition(near.CollapseTask(str(folder), (str(folder / "pool" / "00000.parquet"),), 0, 1))
     reps = near.Representatives(folder, 1)
-    assert len(reps.arrays["hash"]) == 4  # one representative for the 2,000 copies
+    assert reps.count == 4  # one representative for the 2,000 copies
     ties = pl.read_parquet(folder / "ties" / "00000.parquet").select("key_id", "rep").to_numpy()
     assert len(ties) == copies - 1
     i, j = search.pairs_within(np.load(folder / "distinct.npy"), 8)
@@ -112,3 +112,15 @@ def test_the_torch_search_gives_the_numpy_pairs():
             i, j = search.table_pairs(hashes, p, t)
             ti, tj = search.table_pairs_torch(tensor, p, t)
             assert sorted(zip(i.tolist(), j.tolist())) == sorted(zip(ti.tolist(), tj.tolist()))
+
+
+def test_representative_columns_read_by_rows_give_what_a_full_load_gives(tmp_path, monkeypatch):
+    rng = np.random.default_rng(5)
+    colours = rng.integers(0, 256, (10_000, COLOUR_BYTES), dtype=np.uint8)
+    np.save(tmp_path / "colour.npy", colours)
+    monkeypatch.setattr(near.NpyRows, "_WINDOW", 4096)  # many windows, some of them never read
+    column = near.NpyRows(tmp_path / "colour.npy")
+    idx = np.r_[rng.integers(0, 10_000, 3_000), [9_999, 0, 0, 9_999]]
+    assert np.array_equal(column.take(idx), colours[idx])
+    assert column.take(np.empty(0, np.int64)).shape == (0, COLOUR_BYTES)
+    assert np.array_equal(column.slice(9_990, None), colours[9_990:])

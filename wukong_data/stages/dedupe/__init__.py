@@ -187,7 +187,7 @@ class DedupeStage:
         ctx.engine.map(near.collapse_partition, collapse)
         reps = near.Representatives(folder, partitions)
         radius = cfg.hamming_radius
-        tables = plan(radius, len(reps.distinct_start) - 1).tables
+        tables = plan(radius, reps.distinct).tables
         per_task = max(1, -(-len(tables) // (4 * ctx.engine.workers)))
         search = [near.SearchTask(uri(folder), radius, tuple(range(start, min(start + per_task, len(tables)))),
                                   uri(folder / "pairs" / f"{start:05d}.npy"))
@@ -202,9 +202,7 @@ class DedupeStage:
         cfg, build = ctx.recipe.dedupe, ctx.build
         folder = build.stage_dir("dedupe") / near.NEAR
         row_pairs, eval_rows = [], []
-        for a, b in near.confirmed_pairs(reps, pair_files, cfg.colour_tolerance):
-            against_a, against_b = reps.arrays["against"][a], reps.arrays["against"][b]
-            keys_a, keys_b = reps.arrays["key_id"][a], reps.arrays["key_id"][b]
+        for keys_a, keys_b, against_a, against_b in near.confirmed_pairs(reps, pair_files, cfg.colour_tolerance):
             eval_rows += [keys_a[against_b], keys_b[against_a]]
             rows = ~against_a & ~against_b
             row_pairs.append(np.stack([keys_a[rows], keys_b[rows]], axis=1))
