@@ -120,10 +120,21 @@ def test_the_cheap_name_test_sends_captions_that_may_name_someone(caption, sent)
     assert bool(may_hold_name(tag(caption))) is sent
 
 
-def test_recogniser_batches_give_the_unbatched_answer():
-    texts = ["张伟和李娜在北京", "詹姆斯在比赛中扣篮", "", "一只猫", "魏延"] * 7
+@pytest.mark.parametrize("min_probability", [1.0, 0.4])
+def test_recogniser_batches_give_the_unbatched_answer(min_probability):
+    # 王平和李明: padded to a longer text's length, LAC tagged 王平和 as the name.
+    texts = ["张伟和李娜在北京", "詹姆斯在比赛中扣篮", "", "一只猫", "魏延", "王平和李明在北京吃饭", "一个戴帽子的男孩在滑雪"] * 5
     rec = recogniser(threads=1)
-    assert rec.person_spans(texts, batch_size=4) == [rec.person_spans([t], batch_size=1)[0] for t in texts]
+    assert rec.person_spans(texts, 4, min_probability) == \
+        [rec.person_spans([t], 1, min_probability)[0] for t in texts]
+
+
+def test_posterior_decoding_masks_what_the_best_path_does_and_more():
+    rec = recogniser(threads=1)
+    dev = ["一个戴帽子的男孩在滑雪", "张伟和李娜在北京", "詹姆斯在比赛中扣篮", "西萨和纽维尔在球场上"]
+    best, posterior = rec.person_spans(dev), rec.person_spans(dev, min_probability=0.05)
+    assert all(set(b) <= set(p) for b, p in zip(best, posterior))
+    assert sum(map(len, posterior)) > sum(map(len, best))
 
 
 def test_japanese_only_forms_come_from_the_encodings():
@@ -160,8 +171,9 @@ def test_name_masking_on_real_text():
     m = textdev.measure_names("dev")
     print(f"\nnames (dev): {json.dumps({k: v for k, v in m.items() if k != 'false_masks'}, ensure_ascii=False)}")
     assert m["false_mask_rate"] <= 0.01  # human captions that name nobody
-    # LAC finds about 4 in 5 labelled names in Wikipedia and Weibo text, short of the 90% asked.
-    assert m["name_recall"] >= 0.75 and m["all_names_masked_rate"] >= 0.65
+    # LAC finds about 4 in 5 labelled names in Wikipedia and Weibo text, short of the 90% asked;
+    # its best path alone masked every name in 72.1% of dev sentences, with its posteriors 73.9%.
+    assert m["name_recall"] >= 0.81 and m["all_names_masked_rate"] >= 0.73
 
 
 @needs_dev_set

@@ -41,15 +41,20 @@ def read(name: str, split: str | None = None) -> list[dict]:
 
 # ---- measuring --------------------------------------------------------------------------------
 
-def measure_names(split: str) -> dict:
-    """The filter's name masking (cheap test, then LAC), as the stage runs it, on one split."""
+def measure_names(split: str, min_probability: float | None = None) -> dict:
+    """The filter's name masking (cheap test, then LAC), as the stage runs it with the recipe's
+    default settings (or `min_probability`), on one split."""
+    from wukong_data.recipe import FilterConfig
     from wukong_data.stages.filter.names import mask_names, may_hold_name, recogniser
     from wukong_data.stages.filter.words import tag
+
+    if min_probability is None:
+        min_probability = FilterConfig().person_name_min_probability
 
     def masked_spans(texts):
         chosen = [i for i, t in enumerate(texts) if may_hold_name(tag(t))]
         spans = [[] for _ in texts]
-        found = recogniser(threads=1).person_spans([texts[i] for i in chosen])
+        found = recogniser(threads=1).person_spans([texts[i] for i in chosen], min_probability=min_probability)
         for i, s in zip(chosen, found):
             spans[i] = s
         return spans

@@ -95,6 +95,9 @@ class FilterConfig:
     nsfw_words: list[str] = field(default_factory=lambda: ["nsfw_words.txt"])
     mask_person_names: bool = True  # by LAC's named-entity recogniser (names.py)
     person_name_placeholder: str = "<人名>"
+    # Also mask characters LAC gives at least this posterior probability of being in a name
+    # (1: only its best tag path's names); lower masks more names and more ordinary words.
+    person_name_min_probability: float = 0.4
     name_batch_size: int = 64
     decode_check: bool = True
     nsfw_image: bool = True

