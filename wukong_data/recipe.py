@@ -261,6 +261,9 @@ def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
         raise UserError(f"{source}: [filter].min_aspect_ratio must not exceed [filter].max_aspect_ratio")
     if recipe.filter.mask_person_names and not recipe.filter.person_name_placeholder:
         raise UserError(f"{source}: [filter].person_name_placeholder must not be empty while mask_person_names is true")
+    if not 0 < recipe.filter.person_name_min_probability <= 1:
+        raise UserError(f"{source}: [filter].person_name_min_probability must be above 0 and at most 1 "
+                        f"(1: LAC's best tag path only)")
     for key in ("generic_words", "sensitive_words", "nsfw_words"):
         for i, name in enumerate(getattr(recipe.filter, key)):
             path = Path(name)
