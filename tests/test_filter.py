@@ -115,6 +115,7 @@ def test_person_name_masking(sentence, masked, count):
     ("张伟在北京", True),  # rjieba tags a name (nr)
     ("Harry在公园里喂鸽子", True),  # a Latin word (eng): LAC tags Latin names
     ("飈颸颺在海边散步", True),  # Han characters outside rjieba's dictionary (x), as rare given names are
+    ("德尔加多在比赛中射门", True),  # a transliterated name rjieba calls a place (ns: 德尔加)
 ])
 def test_the_cheap_name_test_sends_captions_that_may_name_someone(caption, sent):
     assert bool(may_hold_name(tag(caption))) is sent
@@ -172,8 +173,9 @@ def test_name_masking_on_real_text():
     print(f"\nnames (dev): {json.dumps({k: v for k, v in m.items() if k != 'false_masks'}, ensure_ascii=False)}")
     assert m["false_mask_rate"] <= 0.01  # human captions that name nobody
     # LAC finds about 4 in 5 labelled names in Wikipedia and Weibo text, short of the 90% asked;
-    # its best path alone masked every name in 72.1% of dev sentences, with its posteriors 73.9%.
-    assert m["name_recall"] >= 0.81 and m["all_names_masked_rate"] >= 0.73
+    # its best path alone masked every name in 72.1% of dev sentences; with its posteriors and
+    # every proper noun sent to it, 77.3%.
+    assert m["name_recall"] >= 0.83 and m["all_names_masked_rate"] >= 0.77
 
 
 @needs_dev_set
