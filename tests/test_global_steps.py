@@ -1,9 +1,12 @@
 """The global steps at small size, against the direct computation they replace: the score cut by
 radix selection, the near-duplicate search and grouping, and the export plan."""
+import os
+
 import numpy as np
 import polars as pl
 import pytest
 
+from wukong_data.engines import Resources, available_memory
 from wukong_data.engines.local import LocalEngine
 from wukong_data.stages import select
 from wukong_data.stages.dedupe import near, search
@@ -124,3 +127,15 @@ def test_representative_columns_read_by_rows_give_what_a_full_load_gives(tmp_pat
     assert np.array_equal(column.take(idx), colours[idx])
     assert column.take(np.empty(0, np.int64)).shape == (0, COLOUR_BYTES)
     assert np.array_equal(column.slice(9_990, None), colours[9_990:])
+
+
+def test_the_local_engine_runs_no_more_calls_at_once_than_memory_holds():
+    engine = LocalEngine(2)
+    apart = set(engine.map(_pid, range(4)))
+    assert os.getpid() not in apart  # two worker processes
+    # A call holding more than the machine has available runs alone, in this process.
+    assert set(engine.map(_pid, range(4), resources=Resources(memory=available_memory() + 1))) == {os.getpid()}
+
+
+def _pid(_) -> int:
+    return os.getpid()

@@ -15,10 +15,13 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS
 @dataclass(frozen=True)
 class Resources:
     """What one call of a mapped function needs. `gpus` > 0 asks for a GPU where there is one
-    (a model loaded once per worker); the function must still run without one."""
+    (a model loaded once per worker); the function must still run without one. `memory`: bytes
+    one call holds at its peak, where that grows with the build (0: small); the engine runs no
+    more calls at once than the memory holds."""
 
     cpus: float = 1.0
     gpus: float = 0.0
+    memory: int = 0
 
 
 CPU = Resources()
@@ -28,6 +31,15 @@ def grant_threads(cpus: float) -> None:
     """Run in a worker process before its libraries load: their thread pools use what it was given."""
     for name in _THREAD_VARIABLES:
         os.environ[name] = str(max(1, int(cpus)))
+
+
+def available_memory() -> int:
+    """Bytes this machine can give new work now (MemAvailable: free memory and reclaimable cache)."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
 def granted_threads() -> int:

@@ -4,7 +4,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Callable, Iterable, Iterator
 
-from . import CPU, Engine, Resources, grant_threads
+from . import CPU, Engine, Resources, available_memory, grant_threads
 
 
 def _gpu_count() -> int:
@@ -18,7 +18,9 @@ def _gpu_count() -> int:
 
 class LocalEngine(Engine):
     """A process pool on one machine. Work that asks for a GPU runs in as many processes as there
-    are GPUs (each process loads its model once); on a machine without one, on the CPU workers."""
+    are GPUs (each process loads its model once); on a machine without one, on the CPU workers.
+    Work that states its memory runs in no more processes than the machine's available memory
+    holds (one at least)."""
 
     name = "local"
     img2dataset_distributor = "multiprocessing"
@@ -30,6 +32,8 @@ class LocalEngine(Engine):
         workers = self.workers
         if resources.gpus:
             workers = min(workers, _gpu_count() or workers)
+        if resources.memory:
+            workers = min(workers, max(1, available_memory() // resources.memory))
         return min(workers, max(1, n_items))
 
     def imap(self, fn: Callable, items: Iterable, resources: Resources = CPU) -> Iterator:

@@ -32,6 +32,9 @@ class RayEngine(Engine):
         resources = ray.cluster_resources()
         self.workers = max(1, int(resources.get("CPU", workers)))
         self.gpus = int(resources.get("GPU", 0))
+        # Ray never schedules a task asking more memory than one node has: cap what tasks ask.
+        self.node_memory = int(max((node["Resources"].get("memory", 0) for node in ray.nodes() if node["Alive"]),
+                                   default=0))
         self.max_retries = max_retries
         self.max_in_flight = 2 * self.workers
 
@@ -46,7 +49,8 @@ class RayEngine(Engine):
         if resources.gpus and self.gpus:
             yield from self._on_gpu_actors(fn, items, resources)
             return
-        task = ray.remote(num_cpus=resources.cpus, max_retries=self.max_retries)(_call)
+        task = ray.remote(num_cpus=resources.cpus, max_retries=self.max_retries,
+                          memory=min(resources.memory, self.node_memory) or None)(_call)
         pending: dict = {}
         queue = iter(items)
         for item in queue:

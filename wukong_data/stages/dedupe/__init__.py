@@ -30,7 +30,7 @@ from ..per_shard import entering_counts, run_per_shard
 from . import exact, near
 from .against import against_signatures
 from .partitions import partition_count, read_keys, write_sorted
-from .search import plan
+from .search import plan, task_memory
 from .signatures import VIEWS, signatures
 
 MAP = "_map"
@@ -195,7 +195,8 @@ class DedupeStage:
         todo = [t for t in search if not path(t.out).exists()]
         with ctx.ui.progress("dedupe: near-duplicate search", total=len(tables), unit="tables") as advance:
             advance(len(tables) - sum(len(t.tables) for t in todo))
-            ctx.engine.map(near.search_tables, todo, on_result=lambda _: advance(per_task), resources=Resources(gpus=1))
+            ctx.engine.map(near.search_tables, todo, on_result=lambda _: advance(per_task),
+                           resources=Resources(gpus=1, memory=task_memory(reps.distinct)))
         self._decide(ctx, reps, [path(t.out) for t in search], partitions)
 
     def _decide(self, ctx: StageContext, reps: "near.Representatives", pair_files: list, partitions: int) -> None:
