@@ -1,7 +1,9 @@
 """The filter stage: one labelled case or more per reason code and per kept path."""
 import dataclasses
+import itertools
 import json
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -11,7 +13,7 @@ from wukong_data.reasons import REASONS
 from wukong_data.recipe import FilterConfig
 from wukong_data.stages.filter import FilterStage, TextRules
 from wukong_data.stages.filter.language import character_forms, fasttext_alone, identify
-from wukong_data.stages.filter.names import mask_names, may_hold_name, recogniser
+from wukong_data.stages.filter.names import marginals, mask_names, may_hold_name, recogniser, viterbi
 from wukong_data.stages.filter.words import tag
 
 import textdev
@@ -128,6 +130,21 @@ def test_recogniser_batches_give_the_unbatched_answer(min_probability):
     rec = recogniser(threads=1)
     assert rec.person_spans(texts, 4, min_probability) == \
         [rec.person_spans([t], 1, min_probability)[0] for t in texts]
+
+
+def test_crf_marginals_and_best_path_match_enumerating_every_path():
+    rng = np.random.default_rng(3)
+    emissions, transitions = rng.normal(0, 2, (2, 5, 3)), rng.normal(0, 2, (3, 3))
+    for row in range(2):
+        paths = list(itertools.product(range(3), repeat=5))
+        score = np.array([sum(emissions[row, t, tag] for t, tag in enumerate(p))
+                          + sum(transitions[a, b] for a, b in zip(p, p[1:])) for p in paths])
+        weight = np.exp(score - score.max())
+        expected = np.zeros((5, 3))
+        for p, w in zip(paths, weight):
+            expected[np.arange(5), p] += w
+        assert np.allclose(marginals(emissions, transitions)[row], expected / weight.sum())
+        assert tuple(viterbi(emissions, transitions)[row]) == paths[int(score.argmax())]
 
 
 def test_posterior_decoding_masks_what_the_best_path_does_and_more():

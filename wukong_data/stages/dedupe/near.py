@@ -137,9 +137,10 @@ def load_array(file) -> np.ndarray:
 
 
 def _scratch(near) -> Path:
-    """The driver's local folder for the representatives' arrays: in the build when it is local. For a
-    build on object storage, a temporary folder named by the near folder's identity, drawn when
-    the folder is made: a rebuild (--force) of the same URL never reads an older build's arrays."""
+    """The driver's local folder for the representatives' arrays: in the build when it is local.
+    For a build on object storage, a temporary folder named by the near folder's identity, drawn
+    when the folder is made: a rebuild (--force) of the same URL never reads an older build's
+    arrays."""
     if is_local(near):
         return Path(near) / "arrays"
     identity = near / "_identity.json"
@@ -246,6 +247,7 @@ class Representatives:
         self.distinct = self.distinct_start.shape[0] - 1
 
     def rows(self, idx: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """The columns `names` of representatives `idx`."""
         return {name: self.columns[name].take(idx) for name in names}
 
     def same_hash_pairs(self):
