@@ -97,8 +97,7 @@ def memory_mb() -> dict:
 
 class AnonPeak:
     """The peak of this process's anonymous memory, sampled every 50 ms. VmHWM also counts the
-    file-backed pages of memory-mapped files (page cache the kernel reclaims), which is most of the
-    near step's peak: its representative arrays are mapped and read at random."""
+    file-backed pages of memory-mapped files (page cache the kernel reclaims): this tells them apart."""
 
     def __init__(self):
         self.mb = 0.0

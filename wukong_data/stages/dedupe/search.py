@@ -65,6 +65,13 @@ def plan(radius: int, n: int) -> Plan:
     return Plan(radius, blocks, tuple(itertools.combinations(range(m), t)))
 
 
+def task_memory(n: int) -> int:
+    """Bytes one search task over n distinct hashes holds at its peak: the hashes (8 bytes each)
+    and _table_pairs' four working arrays of n entries, beside the worker's interpreter and
+    libraries (0.5 GB). At 10M rows: estimated 1.79 GB, measured 1.69 GB."""
+    return 40 * n + (512 << 20)
+
+
 # --- one table, compiled (numba) ----------------------------------------------------------------
 # On one core a table's pass costs ~35 ns per hash and a candidate ~0.5 ns, against ~125 ns and
 # ~8 ns for the numpy passes this replaced: cheap candidates let `plan` choose fewer, fuller tables.
@@ -79,17 +86,6 @@ def _bits(x):
     x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
     x = (x + (x >> np.uint64(4))) & _M4
     return (x * _H01) >> np.uint64(56)
-
-
-# A search task's peak: the hashes (8 bytes each) and _table_pairs' four working arrays of n
-# entries, beside the worker's interpreter and libraries. 10M rows: estimate 1.79 GB, seen 1.69.
-TASK_BYTES_PER_HASH = 40
-TASK_BASE_BYTES = 512 << 20
-
-
-def task_memory(n: int) -> int:
-    """Bytes one search task over n distinct hashes holds at its peak."""
-    return TASK_BYTES_PER_HASH * n + TASK_BASE_BYTES
 
 
 _DIGIT = 12  # bits per radix pass: a 4096-entry histogram stays in the first-level cache
