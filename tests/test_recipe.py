@@ -27,6 +27,7 @@ def test_bundled_recipes_load_by_name():
     ("[crawl]\nencode_format = 'png'\n", "[crawl].encode_quality is the PNG compression level"),
     ("[crawl]\nencode_quality = 101\n", "[crawl].encode_quality must be between 0 and 100"),
     ("[filter]\nperson_name_min_probability = 0\n", "[filter].person_name_min_probability must be above 0"),
+    ("[filter]\nperson_name_min_probability = 1\n", "[filter].person_name_min_probability must be above 0 and below 1"),
 ])
 def test_malformed_recipe_is_a_one_line_error_naming_file_and_key(tmp_path, text, expected):
     path = tmp_path / "bad.toml"

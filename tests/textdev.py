@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -64,17 +66,28 @@ def measure_names(split: str, min_probability: float | None = None) -> dict:
     rows = read("names.tsv", split)
     texts = [r["text"] for r in rows]
     per_source = {}
+    masked_chars = name_chars_masked = 0
     for row, text, spans in zip(rows, texts, masked_spans(texts)):
         stats = per_source.setdefault(row["source"].split(":")[0], {"sentences": 0, "all_masked": 0, "names": 0,
-                                                                     "names_masked": 0})
+                                                                     "names_masked": 0, "all_whole": 0})
         names = [n for n in row["names"].split("|") if n]
         covered = [any(a < start + len(n) and b > start for a, b in spans for start in occurrences(text, n))
                    for n in names]
+        masked, in_name = np.zeros(len(text), bool), np.zeros(len(text), bool)
+        for a, b in spans:
+            masked[a:b] = True
+        for n in names:
+            for start in occurrences(text, n):
+                in_name[start:start + len(n)] = True
         stats["sentences"] += 1
         stats["all_masked"] += all(covered)
+        stats["all_whole"] += bool(masked[in_name].all())
         stats["names"] += len(names)
         stats["names_masked"] += sum(covered)
-    total = {k: sum(s[k] for s in per_source.values()) for k in ("sentences", "all_masked", "names", "names_masked")}
+        masked_chars += int(masked.sum())
+        name_chars_masked += int((masked & in_name).sum())
+    total = {k: sum(s[k] for s in per_source.values())
+             for k in ("sentences", "all_masked", "all_whole", "names", "names_masked")}
     assert mask_names(["<人名>和王平"], recogniser(threads=1), "<人名>")[0][0].startswith("<人名>")
     return {
         "captions": len(captions),
@@ -82,7 +95,11 @@ def measure_names(split: str, min_probability: float | None = None) -> dict:
         "false_masks": false_masks,
         "naming_sentences": total["sentences"],
         "all_names_masked_rate": round(total["all_masked"] / total["sentences"], 4),
+        # Every character of every name masked (the rate above counts a name touched by a mask).
+        "all_names_wholly_masked_rate": round(total["all_whole"] / total["sentences"], 4),
         "name_recall": round(total["names_masked"] / total["names"], 4),
+        # Of the characters masked in these sentences, the share inside a labelled name.
+        "masked_char_precision": round(name_chars_masked / max(masked_chars, 1), 4),
         "per_source": {k: {"all_names_masked_rate": round(v["all_masked"] / v["sentences"], 4),
                            "name_recall": round(v["names_masked"] / v["names"], 4), "sentences": v["sentences"]}
                        for k, v in per_source.items()},

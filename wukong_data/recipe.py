@@ -93,11 +93,11 @@ class FilterConfig:
     generic_words: list[str] = field(default_factory=lambda: ["generic_words.txt"])
     sensitive_words: list[str] = field(default_factory=lambda: ["sensitive_words.txt"])
     nsfw_words: list[str] = field(default_factory=lambda: ["nsfw_words.txt"])
-    mask_person_names: bool = True  # by LAC's named-entity recogniser (names.py)
+    mask_person_names: bool = True  # by the name layer on LAC's encoder (names.py)
     person_name_placeholder: str = "<人名>"
-    # Also mask characters LAC gives at least this posterior probability of being in a name
-    # (1: only its best tag path's names); lower masks more names and more ordinary words.
-    person_name_min_probability: float = 0.4
+    # A name holds a character the name layer gives over this probability of being in one; lower
+    # masks more names and more ordinary words.
+    person_name_min_probability: float = 0.03
     name_batch_size: int = 64
     decode_check: bool = True
     nsfw_image: bool = True
@@ -261,9 +261,8 @@ def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
         raise UserError(f"{source}: [filter].min_aspect_ratio must not exceed [filter].max_aspect_ratio")
     if recipe.filter.mask_person_names and not recipe.filter.person_name_placeholder:
         raise UserError(f"{source}: [filter].person_name_placeholder must not be empty while mask_person_names is true")
-    if not 0 < recipe.filter.person_name_min_probability <= 1:
-        raise UserError(f"{source}: [filter].person_name_min_probability must be above 0 and at most 1 "
-                        f"(1: LAC's best tag path only)")
+    if not 0 < recipe.filter.person_name_min_probability < 1:
+        raise UserError(f"{source}: [filter].person_name_min_probability must be above 0 and below 1")
     for key in ("generic_words", "sensitive_words", "nsfw_words"):
         for i, name in enumerate(getattr(recipe.filter, key)):
             path = Path(name)
