@@ -1,9 +1,7 @@
 """The filter stage: one labelled case or more per reason code and per kept path."""
 import dataclasses
-import itertools
 import json
 
-import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings, strategies as st

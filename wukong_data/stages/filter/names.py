@@ -62,11 +62,13 @@ class NameLayer:
             self.provenance = json.loads(str(f["provenance"]))
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
-        """characters x features -> P(in a name) per character."""
-        x = (features - self.mean) / self.scale
-        hidden = np.maximum(np.einsum("tf,mfh->mth", x, self.w1) + self.b1[:, None], 0)
-        logits = np.einsum("mth,mh->mt", hidden, self.w2) + self.b2[:, None]
-        return (1 / (1 + np.exp(-logits))).mean(axis=0)
+        """(..., features) -> P(in a name) per character, the networks' hidden layers in one
+        matrix product."""
+        members, width, hidden = self.w1.shape
+        x = ((features - self.mean) / self.scale).reshape(-1, width)
+        h = np.maximum(x @ self.w1.transpose(1, 0, 2).reshape(width, members * hidden) + self.b1.reshape(-1), 0)
+        logits = (h.reshape(-1, members, hidden) * self.w2).sum(axis=2) + self.b2
+        return (1 / (1 + np.exp(-logits))).mean(axis=1).reshape(features.shape[:-1])
 
     @staticmethod
     def save(path: Path, provenance: dict, **arrays: np.ndarray) -> None:
@@ -99,17 +101,22 @@ class LacEncoder:
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(encoder.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
-    def features(self, texts: list[str], batch_size: int = 64) -> list[np.ndarray | None]:
-        """Per text, characters x (BiGRU output, tag scores); None for an empty text."""
-        out: list[np.ndarray | None] = [None] * len(texts)
+    def batches(self, texts: list[str], batch_size: int = 64):
+        """(indices of non-empty texts of one length, their features: texts x characters x
+        (BiGRU output, tag scores)) per batch."""
         for batch in _same_length_batches(texts, batch_size):
             ids = np.array([[self.vocab.get(self.full_to_half.get(c, c), self.oov) for c in texts[i]] for i in batch],
                            dtype=np.int64)
             scores, bigru = self.session.run(None, {"token_ids": ids,
                                                     "length": np.full(len(batch), ids.shape[1], dtype=np.int64)})
-            both = np.concatenate([bigru, scores], axis=2)
+            yield batch, np.concatenate([bigru, scores], axis=2)
+
+    def features(self, texts: list[str], batch_size: int = 64) -> list[np.ndarray | None]:
+        """Per text, characters x features; None for an empty text."""
+        out: list[np.ndarray | None] = [None] * len(texts)
+        for batch, features in self.batches(texts, batch_size):
             for row, i in enumerate(batch):
-                out[i] = both[row]
+                out[i] = features[row]
         return out
 
 
@@ -125,18 +132,17 @@ class NameRecogniser:
         """[(start, end)] character spans that are person names, per text: runs of characters
         whose name probability is over `_EXTEND_FRACTION` of `min_probability`, without the spaces
         and punctuation at their ends, that still hold one over `min_probability`."""
-        out = []
-        for text, x in zip(texts, self.encoder.features(texts, batch_size)):
-            p = self.layer.probabilities(x) if x is not None else np.zeros(0)
-            spans = []
-            for start, end in _runs(p > min_probability * _EXTEND_FRACTION):
-                while start < end and not text[start].isalnum():
-                    start += 1
-                while end > start and not text[end - 1].isalnum():
-                    end -= 1
-                if (p[start:end] > min_probability).any():
-                    spans.append((start, end))
-            out.append(spans)
+        out: list[list[tuple[int, int]]] = [[] for _ in texts]
+        for batch, features in self.encoder.batches(texts, batch_size):
+            for i, p in zip(batch, self.layer.probabilities(features)):
+                text = texts[i]
+                for start, end in _runs(p > min_probability * _EXTEND_FRACTION):
+                    while start < end and not text[start].isalnum():
+                        start += 1
+                    while end > start and not text[end - 1].isalnum():
+                        end -= 1
+                    if (p[start:end] > min_probability).any():
+                        out[i].append((start, end))
         return out
 
 
