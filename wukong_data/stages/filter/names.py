@@ -121,11 +121,11 @@ class LacEncoder:
 
 
 class NameRecogniser:
-    """LAC's encoder and the name layer (the bundled one, or `layer`)."""
+    """LAC's encoder and the bundled name layer."""
 
-    def __init__(self, threads: int = 0, layer: Path | None = None):
+    def __init__(self, threads: int = 0):
         self.encoder = LacEncoder(threads)
-        self.layer = NameLayer(layer or Path(str(resources.files(__package__) / "name_layer.npz")))
+        self.layer = NameLayer(Path(str(resources.files(__package__) / "name_layer.npz")))
 
     def person_spans(self, texts: list[str], batch_size: int = 64,
                      min_probability: float = 0.03) -> list[list[tuple[int, int]]]:
