@@ -102,12 +102,16 @@ def test_traditional_to_simplified():
     ("张伟和李娜在北京天安门广场拍照", "<人名>和<人名>在北京天安门广场拍照", 2),
     ("周杰伦演唱会现场", "<人名>演唱会现场", 1),
     ("<人名>和王平在北京", "<人名>和<人名>在北京", 1),  # the release's placeholders stay as they are
-    ("高清壁纸 秋天的风景", "高清壁纸 秋天的风景", 0),
+    ("高清壁纸 秋天的风景", "高清壁纸 秋天的风景", 0), ("秋天的风景", "秋天的风景", 0),  # 秋 is a surname too
     # Words jieba's tagger called names (nr) in real captions are ordinary words here.
     ("滑雪的小男孩", "滑雪的小男孩", 0), ("胡萝卜和叶子", "胡萝卜和叶子", 0), ("红绿灯下的洪水", "红绿灯下的洪水", 0),
     ("两个人在下五子棋", "两个人在下五子棋", 0), ("园丁在矫正柏树的枝干", "园丁在矫正柏树的枝干", 0),
     # Names LAC's own tags missed: a transliteration, a Japanese name.
     ("耶茨在比赛中进球", "<人名>在比赛中进球", 1), ("近卫文麿出任首相", "<人名>出任首相", 1),
+    ("Kate Moss在巴黎", "<人名> <人名>在巴黎", 2),  # Latin words LAC calls a person
+    # Brands and product words, which the layer alone masked: LAC calls them ORG or other nouns.
+    ("阿迪达斯运动鞋", "阿迪达斯运动鞋", 0), ("香奈儿香水", "香奈儿香水", 0),
+    ("Apple iPhone 14 Pro 手机壳", "Apple iPhone 14 Pro 手机壳", 0), ("耐克Air Max 270男鞋", "耐克Air Max 270男鞋", 0),
 ])
 def test_person_name_masking(sentence, masked, count):
     assert mask_names([sentence], recogniser(threads=1), "<人名>") == [(masked, count)]
@@ -124,10 +128,9 @@ def test_the_cheap_name_test_sends_captions_that_may_name_someone(caption, sent)
     assert bool(may_hold_name(tag(caption))) is sent
 
 
-def test_the_name_layer_states_its_sources_and_threshold():
+def test_the_name_layer_states_its_sources():
     layer = recogniser(threads=1).layer
-    assert layer.provenance["threshold"] == FilterConfig().person_name_min_probability
-    assert "UniversalNER/UNER_Chinese-GSDSIMP" in layer.provenance["sources"]
+    assert "UniversalNER/UNER_Chinese-GSDSIMP" in layer.provenance["sources"] and "CC BY-SA" in layer.provenance["licences"]
     assert layer.w1.shape[0] == len(layer.provenance["seeds"]) and layer.w1.shape[1] == layer.mean.shape[0]
 
 
@@ -172,13 +175,15 @@ needs_dev_set = pytest.mark.skipif(not (textdev.location() / "languages.tsv").is
 @needs_dev_set
 def test_name_masking_on_real_text():
     m = textdev.measure_names("dev")
-    print(f"\nnames (dev): {json.dumps({k: v for k, v in m.items() if k != 'false_masks'}, ensure_ascii=False)}")
-    assert m["false_mask_rate"] <= 0.01  # human captions that name nobody (0.30% on dev)
-    # The name layer was trained on the sentences of dev that come from the corpora's train files
-    # (not on their dev files, nor on any caption of the set): dev gives 91.1% of sentences with
-    # every name masked, 84.4% wholly; LAC's own tags gave 77.3%.
-    assert m["all_names_masked_rate"] >= 0.9 and m["all_names_wholly_masked_rate"] >= 0.82
-    assert m["name_recall"] >= 0.92
+    print(f"\nnames (dev): {json.dumps({k: v for k, v in m.items() if k not in ('false_masks', 'latin_words_masked')}, ensure_ascii=False)}")
+    assert m["false_mask_rate"] <= 0.01  # human captions that name nobody (0.47% on dev)
+    # Dev gives 86.9% of sentences with every name masked, 78.9% wholly (held-out: 90.8%, 83.2%);
+    # LAC's own tags gave 77.3%. Dev is harder than held-out where it is Weibo.
+    assert m["all_names_masked_rate"] >= 0.86 and m["all_names_wholly_masked_rate"] >= 0.78
+    assert m["name_recall"] >= 0.9
+    # Chinese with Latin script: a Latin word masked in 13.0% of sentences, mostly names (Elijah,
+    # Katherine); LAC's own tags: 12.75%. The layer without LAC's veto: 77%.
+    assert m["latin_word_masked_rate"] <= 0.14
 
 
 @needs_dev_set

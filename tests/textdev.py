@@ -63,6 +63,11 @@ def measure_names(split: str, min_probability: float | None = None) -> dict:
 
     captions = [r["text"] for r in read("captions.tsv", split)]
     false_masks = [(t, [t[a:b] for a, b in s]) for t, s in zip(captions, masked_spans(captions)) if s]
+    # Chinese with Latin script (brands, models, English words; a few Latin names): a Latin word
+    # masked is mostly a brand or a product word lost.
+    latin = [r["text"] for r in read("languages.tsv", split) if r["lang"] == "zh" and r["group"] == "latin"]
+    latin_masked = [(t, [t[a:b] for a, b in s]) for t, s in zip(latin, masked_spans(latin))
+                    if any(_LATIN_WORD.search(t[a:b]) for a, b in s)]
     rows = read("names.tsv", split)
     texts = [r["text"] for r in rows]
     per_source = {}
@@ -93,6 +98,9 @@ def measure_names(split: str, min_probability: float | None = None) -> dict:
         "captions": len(captions),
         "false_mask_rate": round(len(false_masks) / len(captions), 4),
         "false_masks": false_masks,
+        "latin_sentences": len(latin),
+        "latin_word_masked_rate": round(len(latin_masked) / len(latin), 4),
+        "latin_words_masked": latin_masked,
         "naming_sentences": total["sentences"],
         "all_names_masked_rate": round(total["all_masked"] / total["sentences"], 4),
         # Every character of every name masked (the rate above counts a name touched by a mask).
@@ -384,7 +392,8 @@ def main() -> None:
             print(f"{repo} {commit}")
         return
     names, languages = measure_names(args.split), measure_languages(args.split)
-    print(json.dumps({"split": args.split, "names": {k: v for k, v in names.items() if k != "false_masks"},
+    print(json.dumps({"split": args.split,
+                      "names": {k: v for k, v in names.items() if k not in ("false_masks", "latin_words_masked")},
                       "languages": {k: v for k, v in languages.items() if k != "errors"}}, indent=2, ensure_ascii=False))
 
 

@@ -97,7 +97,7 @@ class FilterConfig:
     person_name_placeholder: str = "<人名>"
     # A name holds a character the name layer gives over this probability of being in one; lower
     # masks more names and more ordinary words.
-    person_name_min_probability: float = 0.03
+    person_name_min_probability: float = 0.02
     name_batch_size: int = 64
     decode_check: bool = True
     nsfw_image: bool = True
