@@ -11,8 +11,8 @@ name. It is the mean of four small networks (one hidden layer each) trained on p
 - Weibo NER's PER.NAM spans;
 - Flickr8k-CN's captions (they name nobody; human-written, and machine-translated).
 A name is a run of characters over a quarter of `min_probability` (a surname often scores lower
-than the given name after it), less the spaces and punctuation at its ends, that holds one over
-`min_probability`. LAC's own tags veto what the layer never learnt: brands (ORG), times (TIME) and
+than the given name after it), ended by spaces and punctuation other than name joiners (·, -),
+that holds one over `min_probability`. LAC's own tags veto what the layer never learnt: brands (ORG), times (TIME) and
 Latin words (masked only where LAC calls them a person).
 
 Only captions a cheap test says may hold a name reach LAC: those to which rjieba's tagger (the
