@@ -10,9 +10,9 @@ name. It is the mean of four small networks (one hidden layer each) trained on p
 - the PER spans of Universal NER over UD Chinese-GSDSimp and -GSD (Wikipedia);
 - Weibo NER's PER.NAM spans;
 - Flickr8k-CN's captions (they name nobody; human-written, and machine-translated).
-A name is a run of characters over a quarter of `min_probability` (a surname often scores lower
-than the given name after it), ended by spaces and punctuation other than name joiners (·, -),
-that holds one over `min_probability`. LAC's own tags veto what the layer never learnt: brands (ORG), times (TIME) and
+A name is a run of characters over `min_probability`, extended over characters above a quarter of
+it that LAC tags as part of a proper noun (a surname often scores lower than the given name after
+it), ended by spaces and punctuation other than name joiners (·, -). LAC's own tags veto what the layer never learnt: brands (ORG), times (TIME) and
 Latin words (masked only where LAC calls them a person).
 
 Only captions a cheap test says may hold a name reach LAC: those to which rjieba's tagger (the
@@ -49,8 +49,10 @@ def may_hold_name(tags: list[tuple[str, str]]) -> bool:
 
 # The tensor LAC's encoder feeds its last linear layer: its BiGRU output, 256 values a character.
 _BIGRU_OUTPUT = "p2o.pd_op.transpose.1.0"
-# A name's run extends over characters above this fraction of the threshold.
+# A name's run extends over characters above this fraction of the threshold that LAC tags as part
+# of a proper noun (a surname the layer doubts), not into the common words beside a name.
 _EXTEND_FRACTION = 0.25
+_EXTENDING_TAGS = ["PER", "LOC", "nz", "nw"]
 # LAC's tags that keep a character out of any name: organisations (brands), times.
 _VETOING_TAGS = ["ORG", "TIME"]
 # The only characters besides letters and digits a name's run crosses (威廉·莎士比亚, al-Banna).
@@ -146,14 +148,15 @@ class NameRecogniser:
     def person_spans(self, texts: list[str], batch_size: int = 64,
                      min_probability: float = 0.02) -> list[list[tuple[int, int]]]:
         """[(start, end)] character spans that are person names, per text: runs of characters
-        whose name probability is over `_EXTEND_FRACTION` of `min_probability` and that LAC lets
-        the layer mask, without the spaces and punctuation at their ends, that still hold one over
-        `min_probability`."""
+        that LAC lets the layer mask and whose name probability is over `min_probability`, or over
+        `_EXTEND_FRACTION` of it where LAC tags a proper noun; without the name joiners at their
+        ends; that hold one over `min_probability`."""
         out: list[list[tuple[int, int]]] = [[] for _ in texts]
         for batch, features in self.encoder.batches(texts, batch_size):
             for i, p, tags in zip(batch, self.layer.probabilities(features), self.encoder.tags(features)):
                 text = texts[i]
-                for start, end in _runs((p > min_probability * _EXTEND_FRACTION) & maskable(text, tags)):
+                extends = (p > min_probability * _EXTEND_FRACTION) & np.isin(tags, _EXTENDING_TAGS)
+                for start, end in _runs(((p > min_probability) | extends) & maskable(text, tags)):
                     while start < end and not text[start].isalnum():
                         start += 1
                     while end > start and not text[end - 1].isalnum():
