@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import textdev  # noqa: E402
-from textdev import Mirrors, clean, conllu_sentences  # noqa: E402
+from textdev import Mirrors, clean, conllu_sentences, weibo_tagged  # noqa: E402
 
 UNER = {"UniversalNER/UNER_Chinese-GSDSIMP": "zh_gsdsimp-ud-train.iob2",
         "UniversalNER/UNER_Chinese-GSD": "zh_gsd-ud-train.iob2"}
@@ -57,17 +57,8 @@ def uner_labels(text: str) -> list[tuple[str, np.ndarray]]:
 
 def weibo_labels(text: str) -> list[tuple[str, np.ndarray]]:
     """(message, 1 where a character is in a PER.NAM span) per message of a Weibo NER file."""
-    out, chars, tags = [], [], []
-    for line in text.splitlines() + [""]:
-        parts = line.split("\t")
-        if len(parts) == 2 and parts[0]:
-            chars.append(parts[0][:-1] if parts[0][-1:].isdigit() and len(parts[0]) > 1 else parts[0])
-            tags.append(parts[1])
-            continue
-        if chars:
-            out.append(("".join(chars), np.array([t.endswith("PER.NAM") for t in tags], np.float32)))
-        chars, tags = [], []
-    return out
+    return [("".join(chars), np.array([t.endswith("PER.NAM") for t in tags], np.float32))
+            for chars, tags in weibo_tagged(text)]
 
 
 def captions(mirrors: Mirrors, lists: list[str], files: list[str], leave_out: set[str]) -> list[str]:

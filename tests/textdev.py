@@ -204,8 +204,8 @@ def uner_names(sentence: str, tokens: list[list[str]]) -> list[str]:
     return ["".join(n) if "".join(n) in sentence else " ".join(n) for n in names]
 
 
-def weibo_messages(text: str) -> Iterator[tuple[str, list[str]]]:
-    """(message, named person mentions) of a Weibo NER CoNLL file (one character per line,
+def weibo_tagged(text: str) -> Iterator[tuple[list[str], list[str]]]:
+    """(characters, their tags) per message of a Weibo NER CoNLL file (one character per line,
     with its segmentation position digit appended; tags PER.NAM = names, PER.NOM = nominals)."""
     chars, tags = [], []
     for line in text.splitlines() + [""]:
@@ -215,17 +215,23 @@ def weibo_messages(text: str) -> Iterator[tuple[str, list[str]]]:
             tags.append(parts[1])
             continue
         if chars:
-            names, current = [], None
-            for char, tag in zip(chars, tags):
-                if tag == "B-PER.NAM":
-                    current = [char]
-                    names.append(current)
-                elif tag == "I-PER.NAM" and current is not None:
-                    current.append(char)
-                else:
-                    current = None
-            yield "".join(chars), ["".join(n) for n in names]
+            yield chars, tags
         chars, tags = [], []
+
+
+def weibo_messages(text: str) -> Iterator[tuple[str, list[str]]]:
+    """(message, named person mentions) of a Weibo NER CoNLL file."""
+    for chars, tags in weibo_tagged(text):
+        names, current = [], None
+        for char, tag in zip(chars, tags):
+            if tag == "B-PER.NAM":
+                current = [char]
+                names.append(current)
+            elif tag == "I-PER.NAM" and current is not None:
+                current.append(char)
+            else:
+                current = None
+        yield "".join(chars), ["".join(n) for n in names]
 
 
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")

@@ -154,16 +154,22 @@ class NameRecogniser:
         out: list[list[tuple[int, int]]] = [[] for _ in texts]
         for batch, features in self.encoder.batches(texts, batch_size):
             for i, p, tags in zip(batch, self.layer.probabilities(features), self.encoder.tags(features)):
-                text = texts[i]
-                extends = (p > min_probability * _EXTEND_FRACTION) & np.isin(tags, _EXTENDING_TAGS)
-                for start, end in _runs(((p > min_probability) | extends) & maskable(text, tags)):
-                    while start < end and not text[start].isalnum():
-                        start += 1
-                    while end > start and not text[end - 1].isalnum():
-                        end -= 1
-                    if (p[start:end] > min_probability).any():
-                        out[i].append((start, end))
+                out[i] = _name_spans(texts[i], p, tags, min_probability)
         return out
+
+
+def _name_spans(text: str, p: np.ndarray, tags: np.ndarray, min_probability: float) -> list[tuple[int, int]]:
+    """One text's names from its name probabilities `p` and LAC's tags (person_spans)."""
+    extends = (p > min_probability * _EXTEND_FRACTION) & np.isin(tags, _EXTENDING_TAGS)
+    spans = []
+    for start, end in _runs(((p > min_probability) | extends) & maskable(text, tags)):
+        while start < end and not text[start].isalnum():  # a joiner at an end
+            start += 1
+        while end > start and not text[end - 1].isalnum():
+            end -= 1
+        if (p[start:end] > min_probability).any():
+            spans.append((start, end))
+    return spans
 
 
 def maskable(text: str, tags: np.ndarray) -> np.ndarray:
