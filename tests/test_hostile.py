@@ -25,7 +25,7 @@ max_image_seconds = {DEADLINE}
 max_image_bytes = 2_000_000
 allow_addresses = ["127.0.0.1"]
 [filter]
-mask_person_names = false
+person_names = "keep"
 nsfw_image = false
 [export]
 samples_per_shard = 100

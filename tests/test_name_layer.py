@@ -1,9 +1,11 @@
-"""The name layer's build (tests/name_layer.py): labels read from the corpora's formats, and the
-numpy layer the filter runs giving what the trained networks give."""
+"""The name networks' build (tests/name_layer.py): labels read from the corpora's formats and our
+own label files, and the numpy networks the filter runs giving what the trained networks give."""
 import numpy as np
+import pytest
 
 import name_layer
-from wukong_data.stages.filter.names import NameLayer
+import namedev
+from wukong_data.stages.filter.names import NameLayer, NameScreen
 
 UNER = """# sent_id = 1
 # text = 玛丽·乔·怀特（Mary Jo White）任主席。
@@ -35,7 +37,7 @@ def test_the_numpy_layer_gives_what_the_trained_networks_give(tmp_path):
     x = rng.normal(size=(12000, 12)).astype(np.float32)
     y = (x[:, 0] + x[:, 1] > 1).astype(np.float32)
     weights = name_layer.train(x, y)
-    NameLayer.save(tmp_path / "layer.npz", {"sources": {}}, **weights)
+    name_layer.save(tmp_path / "layer.npz", {"sources": {}}, **weights)
     layer = NameLayer(tmp_path / "layer.npz")
     p = layer.probabilities(x.reshape(400, 30, 12)).reshape(-1)
     hidden = np.maximum(np.einsum("tf,mfh->mth", (x - weights["mean"]) / weights["scale"], weights["w1"])
@@ -43,3 +45,32 @@ def test_the_numpy_layer_gives_what_the_trained_networks_give(tmp_path):
     expected = (1 / (1 + np.exp(-(np.einsum("mth,mh->mt", hidden, weights["w2"]) + weights["b2"][:, None])))).mean(0)
     assert np.allclose(p, expected, atol=1e-5)
     assert p[y == 1].mean() > p[y == 0].mean() + 0.05  # it learnt the labels (0.37 against 0.25)
+
+
+def test_the_numpy_screen_gives_what_the_trained_screen_gives(tmp_path):
+    import torch
+
+    rng = np.random.default_rng(0)
+    embedding = rng.normal(size=(50, 8)).astype(np.float32)
+    rows = [(rng.integers(0, 50, size=n), rng.random(n).astype(np.float32)) for n in rng.integers(1, 30, size=64)]
+    model = name_layer.train_screen(rows, embedding)
+    name_layer.save(tmp_path / "screen.npz", {"sources": {}}, **model.arrays())
+    screen = NameScreen(tmp_path / "screen.npz", embedding)
+    ids = [i for i, _ in rows]
+    with torch.no_grad():
+        expected = [torch.sigmoid(model(torch.tensor(i)[None], torch.tensor([len(i)])))[0].numpy() for i in ids]
+    for got, want in zip(screen.probabilities(ids, chunk=50), expected):
+        assert np.allclose(got, want, atol=1e-5)
+
+
+def test_training_rows_read_our_labels():
+    if not (namedev.real_text() / "extra").is_dir():
+        pytest.skip(f"no shared real text at {namedev.real_text()}")
+    rows = namedev.training_rows()
+    labelled = [y for _, y in rows]
+    assert len(rows) > 18_000 and sum((y == 1).any() for y in labelled) > 1_500
+    assert all(set(np.unique(y)) <= {-1, 0, 1} for y in labelled)
+    # No training text is a sampled (development or held-out) text (but for bits of punctuation
+    # between placeholders).
+    sampled = {namedev.lines(s)[line - 1] for s, line in namedev.labels()}
+    assert not {t for t, _ in rows if len(t) > 3} & {p for t in sampled for p in t.split(namedev.PLACEHOLDER)}

@@ -10,7 +10,7 @@ def test_bundled_recipes_load_by_name():
     wukong100m = recipe.load("wukong-100m")
     f = wukong100m.filter
     assert f.min_side == 201 and (f.min_aspect_ratio, f.max_aspect_ratio) == (0.3333, 3.0)  # sides > 200 px
-    assert f.chinese_only and f.mask_person_names and (f.min_words, f.max_words) == (1, 32)
+    assert f.chinese_only and f.person_names == "mask" and (f.min_words, f.max_words) == (1, 32)
     assert wukong100m.dedupe.max_caption_count == 10
     assert wukong100m.stages == ["crawl", "dedupe", "filter", "export"]  # the paper's rules, no model
 
@@ -28,6 +28,8 @@ def test_bundled_recipes_load_by_name():
     ("[crawl]\nencode_quality = 101\n", "[crawl].encode_quality must be between 0 and 100"),
     ("[filter]\nperson_name_min_probability = 0\n", "[filter].person_name_min_probability must be above 0"),
     ("[filter]\nperson_name_min_probability = 1\n", "[filter].person_name_min_probability must be above 0 and below 1"),
+    ("[filter]\nperson_names = 'hide'\n", "[filter].person_names must be one of mask, reject, keep"),
+    ("[filter]\nmask_person_names = false\n", '[filter].mask_person_names is no longer read: write person_names = "mask"'),
 ])
 def test_malformed_recipe_is_a_one_line_error_naming_file_and_key(tmp_path, text, expected):
     path = tmp_path / "bad.toml"

@@ -36,7 +36,7 @@ timeout = 10
 [dedupe]
 max_caption_count = 10
 [filter]
-mask_person_names = false
+person_names = "keep"
 nsfw_image = false
 [score]
 bootstrap_steps = 2

@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,77 +41,6 @@ def read(name: str, split: str | None = None) -> list[dict]:
 
 
 # ---- measuring --------------------------------------------------------------------------------
-
-def measure_names(split: str, min_probability: float | None = None) -> dict:
-    """The filter's name masking (cheap test, then LAC), as the stage runs it with the recipe's
-    default settings (or `min_probability`), on one split."""
-    from wukong_data.recipe import FilterConfig
-    from wukong_data.stages.filter.names import mask_names, may_hold_name, recogniser
-    from wukong_data.stages.filter.words import tag
-
-    if min_probability is None:
-        min_probability = FilterConfig().person_name_min_probability
-
-    def masked_spans(texts):
-        chosen = [i for i, t in enumerate(texts) if may_hold_name(tag(t))]
-        spans = [[] for _ in texts]
-        found = recogniser(threads=1).person_spans([texts[i] for i in chosen], min_probability=min_probability)
-        for i, s in zip(chosen, found):
-            spans[i] = s
-        return spans
-
-    captions = [r["text"] for r in read("captions.tsv", split)]
-    false_masks = [(t, [t[a:b] for a, b in s]) for t, s in zip(captions, masked_spans(captions)) if s]
-    # Chinese with Latin script (brands, models, English words; a few Latin names): a Latin word
-    # masked is mostly a brand or a product word lost.
-    latin = [r["text"] for r in read("languages.tsv", split) if r["lang"] == "zh" and r["group"] == "latin"]
-    latin_masked = [(t, [t[a:b] for a, b in s]) for t, s in zip(latin, masked_spans(latin))
-                    if any(_LATIN_WORD.search(t[a:b]) for a, b in s)]
-    rows = read("names.tsv", split)
-    texts = [r["text"] for r in rows]
-    per_source = {}
-    masked_chars = name_chars_masked = 0
-    for row, text, spans in zip(rows, texts, masked_spans(texts)):
-        stats = per_source.setdefault(row["source"].split(":")[0], {"sentences": 0, "all_masked": 0, "names": 0,
-                                                                     "names_masked": 0, "all_whole": 0})
-        names = [n for n in row["names"].split("|") if n]
-        covered = [any(a < start + len(n) and b > start for a, b in spans for start in occurrences(text, n))
-                   for n in names]
-        masked, in_name = np.zeros(len(text), bool), np.zeros(len(text), bool)
-        for a, b in spans:
-            masked[a:b] = True
-        for n in names:
-            for start in occurrences(text, n):
-                in_name[start:start + len(n)] = True
-        stats["sentences"] += 1
-        stats["all_masked"] += all(covered)
-        stats["all_whole"] += bool(masked[in_name].all())
-        stats["names"] += len(names)
-        stats["names_masked"] += sum(covered)
-        masked_chars += int(masked.sum())
-        name_chars_masked += int((masked & in_name).sum())
-    total = {k: sum(s[k] for s in per_source.values())
-             for k in ("sentences", "all_masked", "all_whole", "names", "names_masked")}
-    assert mask_names(["<人名>和王平"], recogniser(threads=1), "<人名>")[0][0].startswith("<人名>")
-    return {
-        "captions": len(captions),
-        "false_mask_rate": round(len(false_masks) / len(captions), 4),
-        "false_masks": false_masks,
-        "latin_sentences": len(latin),
-        "latin_word_masked_rate": round(len(latin_masked) / len(latin), 4),
-        "latin_words_masked": latin_masked,
-        "naming_sentences": total["sentences"],
-        "all_names_masked_rate": round(total["all_masked"] / total["sentences"], 4),
-        # Every character of every name masked (the rate above counts a name touched by a mask).
-        "all_names_wholly_masked_rate": round(total["all_whole"] / total["sentences"], 4),
-        "name_recall": round(total["names_masked"] / total["names"], 4),
-        # Of the characters masked in these sentences, the share inside a labelled name.
-        "masked_char_precision": round(name_chars_masked / max(masked_chars, 1), 4),
-        "per_source": {k: {"all_names_masked_rate": round(v["all_masked"] / v["sentences"], 4),
-                           "name_recall": round(v["names_masked"] / v["names"], 4), "sentences": v["sentences"]}
-                       for k, v in per_source.items()},
-    }
-
 
 def occurrences(text: str, word: str) -> list[int]:
     starts, i = [], text.find(word)
@@ -397,10 +325,10 @@ def main() -> None:
         for repo, commit in build(Mirrors(args.mirrors), args.out).items():
             print(f"{repo} {commit}")
         return
-    names, languages = measure_names(args.split), measure_languages(args.split)
-    print(json.dumps({"split": args.split,
-                      "names": {k: v for k, v in names.items() if k not in ("false_masks", "latin_words_masked")},
-                      "languages": {k: v for k, v in languages.items() if k != "errors"}}, indent=2, ensure_ascii=False))
+    # The names on this set: tests/namedev.py (measure_corpora), beside the web text they meet.
+    languages = measure_languages(args.split)
+    print(json.dumps({"split": args.split, "languages": {k: v for k, v in languages.items() if k != "errors"}},
+                     indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ REASONS: dict[str, str] = {
     "sensitive_text": "the caption matches the sensitive word list",
     "nsfw_text": "the caption matches the NSFW word list",
     "nsfw_image": "the image's NSFW score is above the threshold",
+    "person_name": "the caption names a person (person_names = \"reject\")",
     # score
     "low_filip_score": "the image and caption do not match well enough",
 }

@@ -27,6 +27,9 @@ def stages_before(stages: list[str], stage: str) -> list[str]:
 INPUT_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet")
 RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
 EXPORT_FORMATS = ("webdataset", "parquet")
+PERSON_NAME_POLICIES = ("mask", "reject", "keep")
+# Keys recipes used to have, and what says the same now.
+_REPLACED = {("filter", "mask_person_names"): 'person_names = "mask" (or "keep", or "reject")'}
 
 
 @dataclass
@@ -93,11 +96,13 @@ class FilterConfig:
     generic_words: list[str] = field(default_factory=lambda: ["generic_words.txt"])
     sensitive_words: list[str] = field(default_factory=lambda: ["sensitive_words.txt"])
     nsfw_words: list[str] = field(default_factory=lambda: ["nsfw_words.txt"])
-    mask_person_names: bool = True  # by the name layer on LAC's encoder (names.py)
+    # Person names (names.py): "mask" replaces each by the placeholder, "reject" drops the captions
+    # that name someone (reason person_name), "keep" leaves captions as they are.
+    person_names: str = "mask"
     person_name_placeholder: str = "<人名>"
-    # A name holds a character the name layer gives over this probability of being in one; lower
-    # masks more names and more ordinary words.
-    person_name_min_probability: float = 0.02
+    # A name's characters average at least this probability of being in one; lower masks more
+    # names and more ordinary words.
+    person_name_min_probability: float = 0.5
     name_batch_size: int = 64
     decode_check: bool = True
     nsfw_image: bool = True
@@ -153,6 +158,7 @@ _CHOICES = {
     ("crawl", "resize_mode"): RESIZE_MODES,
     ("crawl", "encode_format"): IMAGE_FORMATS,
     ("score", "device"): ("auto", "cpu", "cuda"),
+    ("filter", "person_names"): PERSON_NAME_POLICIES,
     ("score", "bootstrap_model"): ("tiny", "vit-b-32", "vit-l-14"),
 }
 _POSITIVE = {("crawl", "image_size"), ("crawl", "processes"), ("crawl", "threads"),
@@ -195,6 +201,8 @@ def _section(cls, table, where: str, section: str):
     known = [f.name for f in dataclasses.fields(cls)]
     values = {}
     for key, value in table.items():
+        if (section, key) in _REPLACED:
+            raise UserError(f"{where}: [{section}].{key} is no longer read: write {_REPLACED[section, key]}")
         if key not in hints:
             raise UserError(f"{where}: unknown key [{section}].{key} (expected one of: {', '.join(known)})")
         if not _type_ok(value, hints[key]):
@@ -259,8 +267,8 @@ def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
         raise UserError(f"{source}: [filter].min_words must not exceed [filter].max_words")
     if recipe.filter.min_aspect_ratio > recipe.filter.max_aspect_ratio:
         raise UserError(f"{source}: [filter].min_aspect_ratio must not exceed [filter].max_aspect_ratio")
-    if recipe.filter.mask_person_names and not recipe.filter.person_name_placeholder:
-        raise UserError(f"{source}: [filter].person_name_placeholder must not be empty while mask_person_names is true")
+    if recipe.filter.person_names == "mask" and not recipe.filter.person_name_placeholder:
+        raise UserError(f"{source}: [filter].person_name_placeholder must not be empty while person_names = \"mask\"")
     if not 0 < recipe.filter.person_name_min_probability < 1:
         raise UserError(f"{source}: [filter].person_name_min_probability must be above 0 and below 1")
     for key in ("generic_words", "sensitive_words", "nsfw_words"):

@@ -1,9 +1,9 @@
 """Filter: Wukong's image and text rules, cheap ones first.
 
 Order: image size and aspect (crawl metadata) -> meaningless caption -> language ->
-sensitive text -> NSFW text -> word count (one segmenter pass, whose tags also pick the
-captions the name recogniser reads) -> person names masked -> decode check -> NSFW image model. A row leaves at its
-first failed rule with that rule's reason; every row carries the values computed for it.
+sensitive text -> NSFW text -> word count -> person names (masked, or the caption rejected) ->
+decode check -> NSFW image model. A row leaves at its first failed rule with that rule's reason;
+every row carries the values computed for it.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ...engines import granted_threads
 from ...recipe import FilterConfig
 from .image import decodes, nsfw_scorer
 from .language import identify
-from .names import mask_names, may_hold_name, recogniser
+from .names import find_names, mask, recogniser
 from .normalise import normalise
 from .patterns import contains_any, is_meaningless, read_words, resolve_list
 from .words import count_words, tag
@@ -39,7 +39,7 @@ class TextRules:
         """Text rules over captions; fills `reasons` (None = still kept) in place.
 
         Returns the columns: caption (normalised, names masked), lang, lang_score, han_ratio,
-        n_words, n_masked.
+        n_words, n_masked (the person names masked, or under person_names = "reject" found).
         """
         cfg, n = self.cfg, len(raw_captions)
         captions = normalise(raw_captions, cfg.traditional_to_simplified)
@@ -64,25 +64,24 @@ class TextRules:
 
         out_captions = captions.to_list()
         n_words, n_masked = [None] * n, [None] * n
-        to_mask = []
         for i in range(n):
             if reasons[i] is not None:
                 continue
-            tags = tag(out_captions[i])
-            n_words[i] = count_words(tags)
+            n_words[i] = count_words(tag(out_captions[i]))
             if n_words[i] < cfg.min_words:
                 reasons[i] = "too_few_words"
             elif n_words[i] > cfg.max_words:
                 reasons[i] = "too_many_words"
-            elif cfg.mask_person_names:
-                n_masked[i] = 0
-                if may_hold_name(tags):
-                    to_mask.append(i)
-        if to_mask:
-            masked = mask_names([out_captions[i] for i in to_mask], recogniser(granted_threads()),
-                                cfg.person_name_placeholder, cfg.name_batch_size, cfg.person_name_min_probability)
-            for i, (caption, count) in zip(to_mask, masked):
-                out_captions[i], n_masked[i] = caption, count
+        if cfg.person_names != "keep":
+            alive = [i for i in range(n) if reasons[i] is None]
+            found = find_names([out_captions[i] for i in alive], recogniser(granted_threads()),
+                               cfg.person_name_placeholder, cfg.name_batch_size, cfg.person_name_min_probability)
+            for i, spans in zip(alive, found):
+                n_masked[i] = len(spans)
+                if spans and cfg.person_names == "reject":
+                    reasons[i] = "person_name"
+                elif spans:
+                    out_captions[i] = mask(out_captions[i], spans, cfg.person_name_placeholder)
         return lang.with_columns(
             caption=pl.Series(out_captions, dtype=pl.String),
             n_words=pl.Series(n_words, dtype=pl.Int32),

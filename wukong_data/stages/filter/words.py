@@ -1,7 +1,7 @@
 """Word counts with a jieba-compatible segmenter.
 
 rjieba (jieba's dictionary and HMM in Rust) tags ~8x faster than jieba's own part-of-speech
-tagger; the same tags pick the captions the name recogniser reads (names.py).
+tagger.
 """
 from __future__ import annotations
 
