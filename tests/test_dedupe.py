@@ -140,3 +140,23 @@ def test_url_normalisation():
     assert normalise_url("https://example.com:443/x?y=1") == "https://example.com/x?y=1"
     assert normalise_url("https://example.com:8443/x") == "https://example.com:8443/x"
     assert normalise_url("http://example.com") == "http://example.com/"
+
+
+def test_the_dedupe_stage_imports_without_the_filter_extra():
+    # The dedupe extra alone: signatures normalise captions without the filter's segmenter.
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['rjieba'] = None; sys.modules['jieba'] = None\n"
+            "import wukong_data.stages.dedupe, wukong_data.stages.dedupe.signatures")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+
+
+def test_an_error_of_ours_in_a_signature_stops_the_stage(monkeypatch):
+    import importlib
+
+    signatures = importlib.import_module("wukong_data.stages.dedupe.signatures")
+    assert signatures.image_signature(b"not an image") is None  # undecodable bytes: no signature
+    monkeypatch.setattr(signatures, "_colour_grids", lambda cells: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        signatures.image_signature(jpeg(scene(0)))

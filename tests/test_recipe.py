@@ -78,3 +78,11 @@ def test_recipe_input_path_is_relative_to_the_recipe(tmp_path):
     path = tmp_path / "r.toml"
     path.write_text("[input]\npath = 'lists/urls.csv'\n")
     assert recipe.load(str(path)).input.path == str(tmp_path / "lists" / "urls.csv")
+
+
+def test_remote_checkpoints_stay_urls(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('stages = ["crawl", "score", "export"]\n[score]\ncheckpoint = "s3://bucket/runs/filip"\n'
+                    'open_clip_weights = "s3://bucket/w.pt"\n')
+    score = recipe.load(str(path)).score
+    assert (score.checkpoint, score.open_clip_weights) == ("s3://bucket/runs/filip", "s3://bucket/w.pt")

@@ -33,3 +33,13 @@ def test_loaders_open_the_shards_in_one_call(demo_build):
     image, caption = pairs[0]
     assert isinstance(image, Image.Image) and image.size[0] > 0
     assert caption in captions.values()
+
+
+def test_importing_our_loaders_leaves_the_host_process_environment_alone():
+    # A trainer that imports our loaders keeps its own wandb settings.
+    import subprocess
+    import sys
+
+    code = "import os, wukong_data.loaders, wukong_data.filip; print(os.environ.get('WANDB_MODE'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": ""}, check=True)
+    assert out.stdout.strip() == "None"

@@ -7,6 +7,7 @@ import time
 
 from .build import BuildDir, Counts
 from .errors import ContractError, UserError
+from .fingerprint import changes, stage_fingerprints
 from .recipe import STAGE_ORDER, Recipe, stages_before
 from .stages import StageContext
 from .storage import remove
@@ -30,6 +31,22 @@ def _clear(build: BuildDir, stages: list[str]) -> None:
         remove(build.final_dir if stage == "export" else build.stage_dir(stage))
         if stage == "crawl":
             remove(build.input_dir)
+
+
+def _first_changed(recipe: Recipe, done: dict, fingerprints: dict, ui: UI) -> str | None:
+    """The first of the recipe's stages whose output on disk another recipe, input or model
+    decided (said on the console), or None."""
+    for stage in recipe.stages:
+        status = done.get(stage)
+        if status is None:
+            continue
+        if status.get("fingerprint") != fingerprints[stage]["fingerprint"]:
+            what = changes(status.get("decided_by", {}), fingerprints[stage]["decided_by"]) or ["the stages before it"]
+            later = recipe.stages[recipe.stages.index(stage):]
+            ui.print(f"{stage}: {', '.join(what[:4])}{' ...' if len(what) > 4 else ''} changed since it ran; "
+                    f"redoing {', '.join(later)}")
+            return stage
+    return None
 
 
 def account(build: BuildDir, stages: list[str], stage: str) -> dict:
@@ -64,12 +81,23 @@ def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine
         raise UserError(f"{recipe.source}: 'stages' must include crawl")
 
     manifest = build.update_manifest(recipe=recipe.to_dict(), engine={"name": engine.name, "workers": engine.workers})
+    done = manifest.get("stages", {})
     if force:
         # The forced stages and every stage after them are redone: their outputs and statuses go.
-        cleared = STAGE_ORDER[STAGE_ORDER.index(selected[0]):]
+        redo = selected[0]
+    else:
+        redo = _first_changed(recipe, done, stage_fingerprints(recipe, limit, manifest.get("crawl_source")), ui)
+    if redo:
+        cleared = STAGE_ORDER[STAGE_ORDER.index(redo):]
         _clear(build, list(cleared))
-        build.update_manifest(stages={s: v for s, v in manifest.get("stages", {}).items() if s not in cleared},
-                              **({"crawl_source": None, "keys": None} if "crawl" in cleared else {}))
+        manifest = build.update_manifest(stages={s: v for s, v in done.items() if s not in cleared},
+                                         **({"crawl_source": None, "keys": None} if "crawl" in cleared else {}))
+    # Outputs of stages the recipe no longer has go too: the build holds what the recipe gives.
+    dropped = [s for s in manifest.get("stages", {}) if s not in recipe.stages]
+    if dropped:
+        _clear(build, dropped)
+        build.update_manifest(stages={s: v for s, v in manifest["stages"].items() if s not in dropped})
+    fingerprints = stage_fingerprints(recipe, limit, build.read_manifest().get("crawl_source"))
 
     if "crawl" not in selected or not force:
         from .stages.adopt import check_unchanged
@@ -83,7 +111,13 @@ def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine
                     f"stage {stage} needs stage {needed} first: run `wukong build {recipe.name} "
                     f"--out {out} --stage {needed}`"
                 )
-        build.set_stage_status(stage, status="running", started=time.time())
+        status = build.read_manifest().get("stages", {}).get(stage, {})
+        if status.get("status") == "done" and status.get("fingerprint") == fingerprints[stage]["fingerprint"]:
+            continue  # done, by what the recipe says now: nothing to redo
+        build.set_stage_status(stage, status="running", started=time.time(), **fingerprints[stage])
         STAGES[stage]().run(ctx)
+        if stage == "crawl":  # an adopted crawl's fingerprint names the download it adopted
+            fingerprints = stage_fingerprints(recipe, limit, build.read_manifest().get("crawl_source"))
+            build.set_stage_status(stage, **fingerprints[stage])
         build.set_stage_status(stage, status="done", finished=time.time(), **account(build, recipe.stages, stage))
     return build

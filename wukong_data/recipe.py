@@ -261,7 +261,7 @@ def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
         raise UserError(f"{source}: [score].keep_top_fraction must be between 0 and 1")
     for key in ("checkpoint", "open_clip_weights"):
         value = getattr(recipe.score, key)
-        if value and base_dir is not None and not Path(value).is_absolute():
+        if value and base_dir is not None and not Path(value).is_absolute() and "://" not in value:
             setattr(recipe.score, key, str(base_dir / value))
     if recipe.filter.min_words > recipe.filter.max_words:
         raise UserError(f"{source}: [filter].min_words must not exceed [filter].max_words")

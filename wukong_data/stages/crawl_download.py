@@ -17,13 +17,19 @@ two of them subclassed, and runs them on img2dataset's own distributor:
 """
 from __future__ import annotations
 
+import os
 import urllib.request
 
-import img2dataset.distributor
-from img2dataset.downloader import Downloader
-from img2dataset.reader import Reader
-from img2dataset.resizer import Resizer
-from img2dataset.writer import ParquetSampleWriter
+# Set here, in the crawling process only, before img2dataset loads albumentations (which otherwise
+# checks the network for updates at import) and wandb (its logging is never enabled).
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+import img2dataset.distributor  # noqa: E402
+from img2dataset.downloader import Downloader  # noqa: E402
+from img2dataset.reader import Reader  # noqa: E402
+from img2dataset.resizer import Resizer  # noqa: E402
+from img2dataset.writer import ParquetSampleWriter  # noqa: E402
 
 from ..fetch import FetchPolicy, guarded_opener
 from ..images import undecodable_reason

@@ -80,9 +80,12 @@ import polars as pl
 from PIL import Image
 
 from ...images import decodable_size
-from ..filter.normalise import normalise
+from ...normalise import normalise
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# What Pillow raises for bytes it cannot read as an image (truncated, corrupt, a bomb, not an
+# image at all).
+_DECODER_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
 def normalise_url(url: str) -> str:
@@ -215,15 +218,16 @@ def image_signature(data: bytes | None, views=VIEWS) -> list[tuple[int, bytes]] 
         with Image.open(io.BytesIO(data)) as image:
             image.draft("RGB", (64, 64))  # JPEG: decode at reduced scale, several times faster
             rgb = image.convert("RGB")
-        left, top, right, bottom = trimmed_box(np.asarray(rgb, np.int16))
-        grey, ycc = rgb.convert("L"), rgb.convert("YCbCr")  # cell means of YCbCr = YCbCr of the means
-        boxes = [(left + x0 * (right - left), top + y0 * (bottom - top), left + x1 * (right - left),
-                  top + y1 * (bottom - top)) for x0, y0, x1, y1 in views]
-        thumbs = np.stack([np.asarray(grey.resize((_THUMB, _THUMB), Image.Resampling.LANCZOS, box=box), np.float32)
-                           for box in boxes])
-        cells = np.stack([np.asarray(ycc.resize((GRID, GRID), Image.Resampling.BOX, box=box)) for box in boxes])
-    except Exception:  # noqa: BLE001 - any decoder error: no signature, the row skips near-dup search
+    except _DECODER_ERRORS:  # not an image Pillow can read: no signature, the row skips near-dup search
         return None
+    # What follows is our own computation: an error in it is a bug and stops the stage.
+    left, top, right, bottom = trimmed_box(np.asarray(rgb, np.int16))
+    grey, ycc = rgb.convert("L"), rgb.convert("YCbCr")  # cell means of YCbCr = YCbCr of the means
+    boxes = [(left + x0 * (right - left), top + y0 * (bottom - top), left + x1 * (right - left),
+              top + y1 * (bottom - top)) for x0, y0, x1, y1 in views]
+    thumbs = np.stack([np.asarray(grey.resize((_THUMB, _THUMB), Image.Resampling.LANCZOS, box=box), np.float32)
+                       for box in boxes])
+    cells = np.stack([np.asarray(ycc.resize((GRID, GRID), Image.Resampling.BOX, box=box)) for box in boxes])
     levels = np.concatenate([_colour_grids(cells), _edge_orientations(thumbs)], axis=1)
     return list(zip(_phashes(thumbs), _packed(levels)))
 

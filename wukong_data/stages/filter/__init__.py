@@ -16,7 +16,7 @@ from ...recipe import FilterConfig
 from .image import decodes, nsfw_scorer
 from .language import identify
 from .names import find_names, mask, recogniser
-from .normalise import normalise
+from ...normalise import normalise
 from .patterns import contains_any, is_meaningless, read_words, resolve_list
 from .words import count_words, tag
 

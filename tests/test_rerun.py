@@ -1,0 +1,128 @@
+"""The curator's loop: a re-run after a recipe edit gives, byte for byte, what a fresh build with
+the edited recipe gives; an unchanged re-run rewrites nothing; an edited run killed half way and
+run again still ends there."""
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import RULES_RECIPE, final_bytes, wukong
+from wukong_data import recipe as recipes
+from wukong_data.fingerprint import stage_fingerprints
+
+
+def outputs(build) -> dict:
+    """Every file of a build but its manifest and logs: name -> (size, mtime)."""
+    return {str(p.relative_to(build)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(build.rglob("*"))
+            if p.is_file() and p.name != "manifest.json" and "logs" not in p.parts}
+
+
+def edited(tmp_path, old: str, new: str):
+    """The rules recipe with `old` replaced by `new`."""
+    assert old in RULES_RECIPE
+    path = tmp_path / "edited.toml"
+    path.write_text(RULES_RECIPE.replace(old, new))
+    return path
+
+
+def test_an_unchanged_rerun_rewrites_nothing(rules_build, rules_recipe, url_list, tmp_path):
+    build = tmp_path / "b"
+    shutil.copytree(rules_build, build)
+    before = outputs(build)
+    wukong("build", rules_recipe, "--input", url_list, "--out", build, "--workers", 2, "--quiet")
+    assert outputs(build) == before
+
+
+EDITS = {
+    "filter": ("[filter]", "[filter]\nmax_words = 6\nmin_side = 220"),
+    "export": ("samples_per_shard = 64", "samples_per_shard = 50"),
+    "dedupe": ("[export]", "[dedupe]\nmax_caption_count = 1\n[export]"),
+}
+
+
+@pytest.fixture(scope="module")
+def fresh_builds(url_list, tmp_path_factory):
+    """A fresh build of the rules recipe with each edit, made once: (recipe, build) by stage."""
+    made = {}
+
+    def fresh(section):
+        if section not in made:
+            folder = tmp_path_factory.mktemp(f"fresh-{section}")
+            path = edited(folder, *EDITS[section])
+            wukong("build", path, "--input", url_list, "--out", folder / "b", "--workers", 2, "--quiet")
+            made[section] = (path, folder / "b")
+        return made[section]
+    return fresh
+
+
+@pytest.mark.parametrize("section", EDITS)
+def test_an_edited_rerun_gives_the_fresh_build(rules_build, url_list, tmp_path, fresh_builds, section):
+    path, fresh = fresh_builds(section)
+    build = tmp_path / "b"
+    shutil.copytree(rules_build, build)
+    crawl = {k: v for k, v in outputs(build).items() if k.startswith(("crawl", "input"))}
+    proc = wukong("build", path, "--input", url_list, "--out", build, "--workers", 2, "--quiet")
+    assert f"{section}: " in proc.stderr and "changed since it ran; redoing" in proc.stderr
+    assert final_bytes(build) == final_bytes(fresh) != final_bytes(rules_build)
+    # Only what the edit touched was redone: the crawl was not.
+    assert {k: v for k, v in outputs(build).items() if k.startswith(("crawl", "input"))} == crawl
+    # The report and the manifest describe the data on disk.
+    funnel = [json.loads(wukong("stats", b, "--json").stdout)["funnel"] for b in (build, fresh)]
+    assert funnel[0] == funnel[1]
+    assert json.loads((build / "manifest.json").read_text())["recipe"][section] == \
+        json.loads((fresh / "manifest.json").read_text())["recipe"][section]
+
+
+def test_an_edited_crawl_is_crawled_again(rules_build, url_list, tmp_path):
+    path = edited(tmp_path, "[crawl]", "[crawl]\nimage_size = 128")
+    fresh = tmp_path / "fresh"
+    wukong("build", path, "--input", url_list, "--out", fresh, "--workers", 2, "--quiet")
+    build = tmp_path / "b"
+    shutil.copytree(rules_build, build)
+    proc = wukong("build", path, "--input", url_list, "--out", build, "--workers", 2, "--quiet")
+    assert "crawl: crawl.image_size changed" in proc.stderr.replace("config.", "")
+    assert final_bytes(build) == final_bytes(fresh)
+
+
+def test_an_edited_run_killed_half_way_ends_where_a_fresh_build_does(rules_build, url_list, tmp_path, fresh_builds):
+    path, fresh = fresh_builds("filter")
+    build = tmp_path / "b"
+    shutil.copytree(rules_build, build)
+    command = [sys.executable, "-m", "wukong_data", "build", str(path), "--input", str(url_list), "--out", str(build),
+               "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(4)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    wukong("build", path, "--input", url_list, "--out", build, "--workers", 2, "--quiet")
+    assert final_bytes(build) == final_bytes(fresh)
+
+
+def test_fingerprints_change_with_what_decides_a_stage(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('stages = ["crawl", "dedupe", "filter", "score", "export"]\n[filter]\nnsfw_image = false\n'
+                    '[score]\nbootstrap_steps = 10\nkeep_top_fraction = 0.9\n')
+    base = {s: f["fingerprint"] for s, f in stage_fingerprints(recipes.load(str(path))).items()}
+
+    def after(edit: str) -> set:
+        path.write_text(path.read_text() + edit)
+        now = {s: f["fingerprint"] for s, f in stage_fingerprints(recipes.load(str(path))).items()}
+        path.write_text(path.read_text().replace(edit, ""))
+        return {s for s in base if base[s] != now[s]}
+
+    assert after("[export]\nsamples_per_shard = 7\n") == {"export"}
+    assert after("[crawl]\nprocesses = 3\nthreads = 5\n") == set()  # how the work is spread decides nothing
+    text = path.read_text()
+    path.write_text(text.replace("keep_top_fraction = 0.9", "keep_top_fraction = 0.7"))
+    changed = {s for s, f in stage_fingerprints(recipes.load(str(path))).items() if base[s] != f["fingerprint"]}
+    assert changed == {"score", "export"}
+    words = tmp_path / "mine.txt"
+    words.write_text("圆形\n")
+    path.write_text(text.replace("nsfw_image = false", f'nsfw_image = false\nsensitive_words = ["{words}"]'))
+    first = stage_fingerprints(recipes.load(str(path)))["filter"]["fingerprint"]
+    words.write_text("圆形\n方形\n")  # the same recipe, an edited word list
+    assert stage_fingerprints(recipes.load(str(path)))["filter"]["fingerprint"] != first
