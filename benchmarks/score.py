@@ -22,7 +22,7 @@ from wukong_data.filip.loss import pair_scores
 from wukong_data.filip.model import FILIP
 from wukong_data.filip.presets import PRESETS
 from wukong_data.filip.tokenizer import ChineseTokenizer
-from wukong_data.stages.score.scorer import Scorer
+from wukong_data.stages.score.scorer import Scorer, decode_batch
 
 
 def pairs(n: int):
@@ -47,7 +47,7 @@ def measure(preset: str, images, captions, folder: Path, batch: int) -> dict:
     scorer.score(images, captions)
     full = time.perf_counter() - start
 
-    tensors = [scorer._prepare(scorer._decode(b)) for b in images]
+    tensors = [scorer._prepare(t) for t in decode_batch(images, scorer.device)]
     ids = scorer.tokenizer(captions)
     start = time.perf_counter()
     with torch.no_grad():

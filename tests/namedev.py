@@ -20,6 +20,7 @@ prizes named after people (中山路), the fragments of a name beside the releas
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import os
@@ -45,13 +46,18 @@ def real_text() -> Path:
     return Path(os.environ.get("WUKONG_REAL_TEXT") or REPO.parent / "shared" / "real-text")
 
 
-def lines(name: str) -> list[str]:
-    """The texts of one set, in file order (line 1 is the first text)."""
+@functools.lru_cache(maxsize=None)
+def _lines(name: str) -> tuple[str, ...]:
     path, column, _ = SETS[name]
     with gzip.open(real_text() / path, "rt", encoding="utf-8") as f:
         if column is None:
-            return [line.rstrip("\n") for line in f]
-        return [row[column] for row in csv.DictReader(io.StringIO(f.read()))]
+            return tuple(line.rstrip("\n") for line in f)
+        return tuple(row[column] for row in csv.DictReader(io.StringIO(f.read())))
+
+
+def lines(name: str) -> list[str]:
+    """The texts of one set, in file order (line 1 is the first text)."""
+    return list(_lines(name))
 
 
 def sample(name: str) -> list[tuple[int, str]]:

@@ -126,3 +126,33 @@ def test_fingerprints_change_with_what_decides_a_stage(tmp_path):
     first = stage_fingerprints(recipes.load(str(path)))["filter"]["fingerprint"]
     words.write_text("圆形\n方形\n")  # the same recipe, an edited word list
     assert stage_fingerprints(recipes.load(str(path)))["filter"]["fingerprint"] != first
+
+
+def test_a_parquet_only_export_names_its_parquet_files(rules_build, url_list, tmp_path):
+    path = edited(tmp_path, "samples_per_shard = 64", 'samples_per_shard = 64\nformats = ["parquet"]')
+    build = tmp_path / "b"
+    shutil.copytree(rules_build, build)
+    wukong("build", path, "--input", url_list, "--out", build, "--workers", 2, "--quiet")
+    sizes = json.loads((build / "final" / "sizes.json").read_text())
+    assert sizes and all((build / "final" / name).is_file() for name in sizes)
+    assert not list((build / "final").glob("*.tar"))
+
+
+def test_force_stops_when_it_cannot_remove_what_it_redoes(rules_build, rules_recipe, url_list, tmp_path, monkeypatch):
+    import shutil as shutil_module
+
+    from wukong_data.engines.local import LocalEngine
+    from wukong_data.errors import UserError
+    from wukong_data.pipeline import run_build
+    from wukong_data.ui import UI
+
+    build = tmp_path / "b"
+    shutil.copytree(rules_build, build)
+
+    def refuse(p, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(p))
+
+    monkeypatch.setattr(shutil_module, "rmtree", refuse)
+    with pytest.raises(UserError, match="could not remove it"):
+        run_build(recipes.load(str(rules_recipe)), str(build), only=["export"], engine=LocalEngine(1),
+                  force=True, ui=UI(quiet=True))

@@ -138,13 +138,17 @@ def _shard_sections(final, shards: list[str], formats: list[str], rows: int) -> 
             lines.append(f"| `{field.name}` | {field.type} | {COLUMNS.get(field.name, '')} |")
     # No absolute path: the card stays true wherever the folder is copied (the same build anywhere
     # gives the same bytes).
-    lines += ["", "## Load it", "", "```python",
-              'final = "path/to/this/folder"             # or its copy on the Hugging Face Hub',
-              "from datasets import load_dataset          # with this README in place",
-              'ds = load_dataset(final, split="train")',
-              "import polars as pl                       # or any Parquet reader",
-              'pl.scan_parquet(f"{final}/*.parquet")',
-              "```", "",
-              f"open_clip: `--dataset-type webdataset --train-data 'path/to/this/folder/"
-              f"{{{shards[0][:-4]}..{shards[-1][:-4]}}}.tar' --train-num-samples {rows}`.", ""]
+    lines += ["", "## Load it", ""]
+    if "parquet" in formats:
+        lines += ["```python",
+                  'final = "path/to/this/folder"             # or its copy on the Hugging Face Hub',
+                  "from datasets import load_dataset          # with this README in place",
+                  'ds = load_dataset(final, split="train")',
+                  "import polars as pl                       # or any Parquet reader",
+                  'pl.scan_parquet(f"{final}/*.parquet")',
+                  "```", ""]
+    if "webdataset" in formats:
+        first, last = (name.split(".")[0] for name in (shards[0], shards[-1]))
+        lines += [f"open_clip: `--dataset-type webdataset --train-data 'path/to/this/folder/{{{first}..{last}}}.tar' "
+                  f"--train-num-samples {rows}`.", ""]
     return lines

@@ -41,6 +41,10 @@ def _first_changed(recipe: Recipe, done: dict, fingerprints: dict, ui: UI) -> st
         if status is None:
             continue
         if status.get("fingerprint") != fingerprints[stage]["fingerprint"]:
+            if stage == "crawl" and (recipe.input.from_crawl or "from_crawl" in status.get("decided_by", {}).get("config", {})):
+                # Another crawl source in place of an adopted one (or the other way): never
+                # discarded without --force; the crawl stage says so.
+                return None
             what = changes(status.get("decided_by", {}), fingerprints[stage]["decided_by"]) or ["the stages before it"]
             later = recipe.stages[recipe.stages.index(stage):]
             ui.print(f"{stage}: {', '.join(what[:4])}{' ...' if len(what) > 4 else ''} changed since it ran; "

@@ -109,9 +109,12 @@ def remove(p) -> None:
     if is_local(p):
         import shutil
 
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
+        try:
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink(missing_ok=True)
+        except OSError as err:  # what is left would be taken for finished work
+            raise UserError(f"{p}: could not remove it ({err.strerror or err}); remove it by hand and run again") from None
     elif p.exists():
         p.fs.rm(p.path, recursive=True)

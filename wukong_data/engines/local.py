@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Callable, Iterable, Iterator
@@ -14,6 +15,14 @@ def _gpu_count() -> int:
         return torch.cuda.device_count()
     except ImportError:
         return 0
+
+
+def _start_worker(cpus: float, devices) -> None:
+    """A worker's set-up, before its libraries load: its threads, and for GPU work its own GPU
+    (each worker takes the next device id from the queue and sees only that device)."""
+    grant_threads(cpus)
+    if devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(devices.get())
 
 
 class LocalEngine(Engine):
@@ -45,7 +54,19 @@ class LocalEngine(Engine):
             yield from map(fn, items)
             return
         # spawn, not fork: the parent may hold threads (progress bars) that fork would copy mid-lock.
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=grant_threads,
-                                 initargs=(resources.cpus,)) as pool:
-            for future in as_completed([pool.submit(fn, item) for item in items]):
-                yield future.result()
+        context = get_context("spawn")
+        devices = None
+        if resources.gpus and _gpu_count():
+            devices = context.Queue()
+            for i in range(workers):
+                devices.put(i)
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                 initargs=(resources.cpus, devices)) as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            try:
+                for future in as_completed(futures):
+                    yield future.result()
+            except BaseException:
+                # A failed task ends the map now: the queued ones are dropped, not run first.
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise

@@ -292,7 +292,9 @@ def export_rows(ctx: StageContext, out_dir, counts: dict[str, int], *, per_shard
         advance(sum(_rows_of(out_dir, i, formats) for i in done))
         for written in ctx.engine.imap(write_task, todo):
             advance(sum(written.values()))
-    return {f"{shard_name(i)}.tar": _rows_of(out_dir, i, formats) for t in tasks for i in t.outputs}
+    # sizes.json names the files there are: the tars (open_clip reads it), or the Parquet files.
+    ext = "tar" if "webdataset" in formats else "parquet"
+    return {f"{shard_name(i)}.{ext}": _rows_of(out_dir, i, formats) for t in tasks for i in t.outputs}
 
 
 def _rows_of(final, index: int, formats) -> int:

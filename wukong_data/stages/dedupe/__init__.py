@@ -17,6 +17,7 @@ near_dup_image. The decisions are the same for any partition count and any worke
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
@@ -195,9 +196,11 @@ class DedupeStage:
         todo = [t for t in search if not path(t.out).exists()]
         with ctx.ui.progress("dedupe: near-duplicate search", total=len(tables), unit="tables") as advance:
             advance(len(tables) - sum(len(t.tables) for t in todo))
-            ctx.engine.map(near.search_tables, todo, on_result=lambda _: advance(per_task),
+            ctx.engine.map(near.search_tables, todo, on_result=advance,
                            resources=Resources(gpus=1, memory=task_memory(reps.distinct)))
         self._decide(ctx, reps, [path(t.out) for t in search], partitions)
+        # The representatives' arrays are scratch (~22 GB at 100M rows): gone once decided.
+        shutil.rmtree(reps.arrays, ignore_errors=True)
 
     def _decide(self, ctx: StageContext, reps: "near.Representatives", pair_files: list, partitions: int) -> None:
         cfg, build = ctx.recipe.dedupe, ctx.build

@@ -110,7 +110,8 @@ def _on_gpu(hashes: np.ndarray):
 
 def search_tables(task: SearchTask) -> int:
     """Pairs (as indices into the distinct hashes) whose first table is one of `tables`, on the
-    GPU when there is one (search.table_pairs_torch gives the same pairs), else with numpy."""
+    GPU when there is one (search.table_pairs_torch gives the same pairs), else with numpy; the
+    number of tables searched."""
     hashes = load_array(path(task.near_dir) / "distinct.npy")
     plan = search.plan(task.radius, len(hashes))
     gpu = _on_gpu(hashes)
@@ -123,7 +124,7 @@ def search_tables(task: SearchTask) -> int:
     with atomic_path(path(task.out)) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, pairs)
-    return len(pairs)
+    return len(task.tables)
 
 
 # --- the driver's part --------------------------------------------------------------------------
@@ -241,6 +242,7 @@ class Representatives:
                     start += len(hashes)
                 out["distinct_start"].write(np.array([n], np.int64).tobytes())
             done.write_text(json.dumps({"reps": int(n)}))
+        self.arrays = arrays
         self.columns = {name: NpyRows(arrays / f"{name}.npy") for name in ("view", "key_id", "against", "colour")}
         self.distinct_start = NpyRows(arrays / "distinct_start.npy")
         self.count = int(self.distinct_start.slice(-1, None)[0])

@@ -177,4 +177,6 @@ class ScoreStage:
             for name in (CONFIG, VOCAB, WEIGHTS):  # the weights last: their presence marks the run done
                 with atomic_path(run / name) as tmp:
                     shutil.copyfile(local_run / name, tmp)
+            for scratch_copy in (local_run, data):  # this build's local copies are scratch once uploaded
+                shutil.rmtree(scratch_copy, ignore_errors=True)
         return run

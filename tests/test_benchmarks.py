@@ -1,0 +1,48 @@
+"""Every benchmark runs at its smallest size (its figures are not checked here: the scripts print
+them for the README); those that need a GPU or a fixed photo set at least import and answer --help."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import namedev
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SMALLEST = {
+    "crawl.py": ["--rows", "20", "--repeats", "1"],
+    "e2e_scale.py": ["--sizes", "100", "--workers", "1"],
+    "engines.py": ["--sizes", "50", "--workers", "1"],
+    "filip_loss.py": ["--batches", "8", "--dim", "32"],
+    "filter.py": ["--captions", "2000", "--images", "4"],
+    "scale.py": ["--sizes", "300", "--workers", "1"],
+    "score.py": ["--pairs", "32", "--batch-size", "16", "--models", "tiny"],
+    "stats.py": ["--rows", "500", "--per-shard", "250"],
+    "train_step.py": ["--steps", "5", "--batch-size", "8", "--data"],  # + the demo build (3 steps of warm-up)
+}
+# A GPU (the machine lent for device checks), or the photo set at its fixed size (5 minutes).
+HELP_ONLY = ["gpu_near_search.py", "gpu_score.py", "gpu_train.py", "near_dup_signatures.py", "synthetic_crawl.py"]
+
+
+def test_every_benchmark_is_listed():
+    listed = set(SMALLEST) | set(HELP_ONLY) | {"unguarded_downloader.py"}  # a helper crawl.py imports
+    assert {p.name for p in BENCHMARKS.glob("*.py")} == listed
+
+
+@pytest.mark.parametrize("name", sorted(SMALLEST))
+def test_benchmark_runs_at_its_smallest_size(name, demo_build, tmp_path):
+    if name == "filter.py" and not (namedev.real_text() / "extra").is_dir():
+        pytest.skip(f"no shared real text at {namedev.real_text()}")
+    args = SMALLEST[name] + ([str(demo_build)] if name == "train_step.py" else [])
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    json.loads(proc.stdout[proc.stdout.index("{"):])  # it printed its JSON
+
+
+@pytest.mark.parametrize("name", HELP_ONLY)
+def test_benchmark_imports(name, tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / name), "--help"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0 and "usage" in proc.stdout, proc.stderr[-2000:]
