@@ -25,4 +25,9 @@ for package, folder, pattern in (("wukong_data.pipelines", "pipelines", "*.toml"
 for network in ("name_layer.npz", "name_screen.npz"):
     if not (resources.files("wukong_data.stages.filter") / network).is_file():
         sys.exit(f"wukong_data.stages.filter lacks {network} (a name network)")
-print(f"wheel ok: {len(modules)} modules, recipes, filter lists and the name networks present")
+if not (resources.files("wukong_data.report") / "fonts" / "wqy-microhei-gb2312.ttf").is_file():
+    sys.exit("wukong_data.report lacks fonts/wqy-microhei-gb2312.ttf (the report's CJK font)")
+for name in ("config.json", "vocab.txt", "model.safetensors"):
+    if not (resources.files("wukong_data.demo") / "scorer" / name).is_file():
+        sys.exit(f"wukong_data.demo lacks scorer/{name} (the demo's reference model)")
+print(f"wheel ok: {len(modules)} modules, recipes, filter lists, the name networks and the demo's scorer present")

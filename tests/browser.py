@@ -20,7 +20,7 @@ def executable() -> str | None:
 class Chromium:
     """One browser, one page; `events` collects every protocol event the page sent."""
 
-    def __init__(self, profile: Path, timeout: float = 60):
+    def __init__(self, profile: Path, timeout: float = 60, env: dict | None = None):
         to_browser, self._write = os.pipe()
         self._read, from_browser = os.pipe()
 
@@ -32,7 +32,8 @@ class Chromium:
         self.proc = subprocess.Popen(
             [executable(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
              "--remote-debugging-pipe", f"--user-data-dir={profile}", "about:blank"],
-            preexec_fn=wire_pipes, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            preexec_fn=wire_pipes, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})})
         os.close(to_browser)
         os.close(from_browser)
         self.timeout, self._buffer, self._id, self.events, self.session = timeout, b"", 0, [], None

@@ -41,10 +41,24 @@ def url_list(server, samples, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_build(url_list, tmp_path_factory) -> Path:
-    """A whole build of the demo URL list with the bundled demo recipe."""
+def demo_recipe(tmp_path_factory) -> Path:
+    """The bundled demo recipe as `wukong demo` runs it: the drawings scored by the model that
+    ships for them (wukong_data/demo/scorer) instead of one trained on the spot."""
+    from importlib import resources
+
+    text = (resources.files("wukong_data.pipelines") / "demo.toml").read_text(encoding="utf-8")
+    scorer = resources.files("wukong_data.demo") / "scorer"
+    assert "bootstrap_steps = 200" in text
+    path = tmp_path_factory.mktemp("demo-recipe") / "demo.toml"
+    path.write_text(text.replace("bootstrap_steps = 200", f'bootstrap_steps = 0\ncheckpoint = "{scorer}"'), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_build(url_list, demo_recipe, tmp_path_factory) -> Path:
+    """A whole build of the demo URL list, as `wukong demo` makes it."""
     out = tmp_path_factory.mktemp("builds") / "demo"
-    wukong("build", "demo", "--input", url_list, "--out", out, "--quiet")
+    wukong("build", demo_recipe, "--input", url_list, "--out", out, "--quiet")
     return out
 
 

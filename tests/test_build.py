@@ -63,9 +63,9 @@ def test_final_tar_parquet_and_sizes_agree(demo_build):
     assert not list(final.glob(".*tmp*")), "temporary files left in final/"
 
 
-def test_same_final_shards_with_one_worker(demo_build, url_list, tmp_path):
+def test_same_final_shards_with_one_worker(demo_build, demo_recipe, url_list, tmp_path):
     out = tmp_path / "one"
-    wukong("build", "demo", "--input", url_list, "--out", out, "--workers", "1", "--quiet")
+    wukong("build", demo_recipe, "--input", url_list, "--out", out, "--workers", "1", "--quiet")
     for path in sorted((demo_build / "final").glob("*.parquet")):
         assert pl.read_parquet(out / "final" / path.name)["key"].to_list() == pl.read_parquet(path)["key"].to_list()
     assert (out / "final" / "sizes.json").read_text() == (demo_build / "final" / "sizes.json").read_text()
@@ -77,7 +77,7 @@ def test_stage_prerequisite_and_force(url_list, tmp_path):
     out = tmp_path / "b"
     proc = wukong("build", recipe, "--input", url_list, "--out", out, "--stage", "export", check=False)
     assert proc.returncode == 2
-    assert f"stage export needs stage crawl first: run `wukong build {recipe.stem}" in proc.stderr
+    assert f"stage export needs stage crawl first: run `wukong build {recipe} --input {url_list} --out {out} --stage crawl`" in proc.stderr
     wukong("build", recipe, "--input", url_list, "--out", out, "--stage", "crawl", "--quiet")
     proc = wukong("build", recipe, "--input", url_list, "--out", out, "--stage", "export", check=False)
     assert proc.returncode == 2 and "stage export needs stage dedupe first" in proc.stderr

@@ -1,5 +1,6 @@
 """What the command line promises: a version, one-line errors for user mistakes only, and Ctrl-C
 reported as an interruption (and nothing else reported as one)."""
+import json
 import os
 import signal
 import subprocess
@@ -51,3 +52,31 @@ def test_ctrl_c_during_the_crawl_is_an_interruption(samples, tmp_path):
         os.kill(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted; run the same command again to resume" in stderr
+
+
+def test_help_says_everything_in_plain_text():
+    out = wukong("build", "--help").stdout
+    assert "[input].path" in out and "<bool>" not in out and "╭" not in out
+
+
+def test_stats_of_a_missing_folder_says_so(tmp_path):
+    proc = wukong("stats", tmp_path / "nope", check=False)
+    assert proc.returncode == 2 and "no such build directory" in proc.stderr
+
+
+def test_a_failed_build_says_so_with_the_command_that_resumes(tmp_path):
+    out = tmp_path / "b"
+    proc = wukong("build", "demo", "--input", tmp_path / "nope.csv", "--out", out, "--quiet", check=False)
+    assert proc.returncode == 2
+    crawl = json.loads(wukong("stats", out, "--json").stdout)["funnel"][0]
+    assert crawl["status"] == "failed" and "nope.csv" in crawl["error"]
+    assert crawl["resume"].startswith("wukong build demo --input") and crawl["resume"].endswith(f"--out {out} --quiet")
+    assert "failed" in wukong("stats", out).stderr  # the table goes to the console (stderr)
+
+
+def test_reports_are_for_sharing(demo_build):
+    report = json.loads(wukong("stats", demo_build, "--json").stdout)
+    assert report["build"] == demo_build.name and str(demo_build.parent) not in json.dumps(report)
+    assert str(demo_build) in wukong("stats", demo_build, "--json", "--paths").stdout
+    card = (demo_build / "final" / "README.md").read_text()
+    assert str(demo_build.parent.parent) not in card

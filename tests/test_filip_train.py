@@ -184,3 +184,9 @@ def test_zero_shot_colour_classification_with_prompt_ensembling(tiny_run, split)
     accuracy = (predicted == labels).float().mean().item()
     print(f"\nzero-shot colour accuracy on {len(labels)} held-out images: {accuracy:.2f} (chance {1 / len(classes):.2f})")
     assert accuracy >= 2 / len(classes)
+
+
+def test_a_run_shorter_than_its_warm_up_says_so_and_ends_with_its_loss(split, tmp_path):
+    proc = wukong("train-reference", "--data", split / "train", "--out", tmp_path / "run", "--steps", "2",
+                  "--warmup", "5", "--batch-size", "8", "--workers", "0", "--quiet")
+    assert "ends inside the warm-up" in proc.stderr and "trained 2 steps; the last batch's loss" in proc.stderr

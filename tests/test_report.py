@@ -300,3 +300,51 @@ def test_compare_with_another_input_is_a_one_line_error(demo_build, tmp_path):
     proc = wukong("stats", demo_build, "--compare", other, check=False)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert f"row {rows['key'][0]} has another URL" in proc.stderr
+
+
+@pytest.mark.skipif(not executable() and not os.environ.get("WUKONG_REQUIRE_BROWSER"),
+                    reason="no chromium (apt-get install chromium); .ci/run installs it and requires this test")
+def test_the_report_draws_chinese_where_no_cjk_font_is_installed(tmp_path, monkeypatch):
+    """Chromium given a fontconfig that knows DejaVu alone (no CJK font): two captions of the same
+    length come out as the same row of boxes from a page without the embedded font, and as
+    different glyphs from the report's page."""
+    import io
+
+    from PIL import Image
+
+    from wukong_data.report import html
+
+    assert executable(), "WUKONG_REQUIRE_BROWSER is set but chromium is not installed"
+    conf = tmp_path / "fonts.conf"
+    conf.write_text('<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
+                    f'<dir>/usr/share/fonts/truetype/dejavu</dir><cachedir>{tmp_path}/fc-cache</cachedir></fontconfig>')
+    browser = Chromium(tmp_path / "profile", env={"FONTCONFIG_FILE": str(conf)})
+    shots = {}
+    try:
+        browser.call("Page.enable")
+        browser.call("Emulation.setDeviceMetricsOverride", width=600, height=120, deviceScaleFactor=1, mobile=False)
+        for embedded in (False, True):
+            if not embedded:
+                monkeypatch.setattr(html, "font_face", lambda text: "")
+            else:
+                monkeypatch.undo()
+            for caption in ("猫在草地上睡觉", "山水之间一座桥"):
+                page = tmp_path / f"{embedded}-{caption}.html"
+                page.write_text(html.page("t", [f'<p style="font-size:40px;margin:0">{caption}</p>']), encoding="utf-8")
+                browser.call("Page.navigate", url=page.as_uri())
+                browser.wait_for("Page.loadEventFired")
+                browser.evaluate("document.fonts.ready.then(() => 1)")
+                shot = tmp_path / f"{embedded}-{caption}.png"
+                browser.screenshot(shot, height=60)
+                shots[embedded, caption] = Image.open(io.BytesIO(shot.read_bytes())).convert("L")
+                browser.events.clear()
+    finally:
+        browser.close()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for (embedded, caption), image in shots.items():
+        image.save(ARTIFACTS / f"cjk-{'embedded' if embedded else 'system'}-{caption}.png")
+    a, b = (shots[False, c].tobytes() for c in ("猫在草地上睡觉", "山水之间一座桥"))
+    assert a == b  # no CJK font here: every character the same box
+    a, b = (shots[True, c] for c in ("猫在草地上睡觉", "山水之间一座桥"))
+    assert a.tobytes() != b.tobytes()
+    assert sum(1 for p in a.getdata() if p < 128) > 500  # ink: real strokes, not a blank line

@@ -42,8 +42,9 @@ def test_demo_build_scores_and_catches_mismatched_captions(demo_build, samples):
     rate, other_rate = caught / mismatched.sum(), others / (~mismatched).sum()
     print(f"\nmismatched captions caught by the score stage: {caught} of {mismatched.sum()} ({rate:.0%}); "
           f"other rows cut: {others} of {(~mismatched).sum()} ({other_rate:.0%})")
-    # A score blind to the mismatch would cut both at the same rate (10% here).
-    assert mismatched.sum() == 20 and rate >= 4 * other_rate
+    # A score blind to the mismatch would cut both at the same rate (10% here); the demo's model
+    # cuts all 20 (README).
+    assert mismatched.sum() == 20 and caught >= 18
 
 
 def test_alignment_pictures_put_the_colour_word_on_the_shape(tiny_run, split, tmp_path):

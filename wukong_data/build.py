@@ -149,6 +149,8 @@ class BuildDir:
 
     def read_manifest(self) -> dict:
         path = self.root / MANIFEST
+        if not self.root.exists():
+            raise UserError(f"{self.root}: no such build directory")
         if not path.exists():
             raise UserError(f"{self.root}: not a build directory (no {MANIFEST}); run `wukong build` first")
         try:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from .reasons import REASONS
+from .storage import shareable
 
 COLUMNS = {
     "key": "unique row id: crawl shard, then the row's index in it (img2dataset's key)",
@@ -87,7 +88,7 @@ def card(final: Path, manifest: dict, sizes: dict[str, int], formats: list[str])
     lines += ["", "## Files", ""]
     lines += _shard_sections(final, sorted(sizes), formats, rows) if sizes else \
         ["No pair was kept: this folder holds no shards.", ""]
-    lines += ["## Recipe", "", "```json", json.dumps(recipe, indent=2, ensure_ascii=False), "```", ""]
+    lines += ["## Recipe", "", "```json", json.dumps(shareable(recipe), indent=2, ensure_ascii=False), "```", ""]
     lines += ["## Caveats", "",
               "- The images and captions are as crawled from the web: their copyright belongs to their owners, "
               "and this card grants no licence to them. Use them as the law where you are allows (e.g. text and "

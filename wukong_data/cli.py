@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import json
-
+import shlex
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -11,7 +12,7 @@ import typer
 from . import __version__
 from .errors import Incomplete, UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Build Wukong-style Chinese image-text pre-training sets.")
 
 
@@ -47,19 +48,19 @@ def _run(fn, *args, **kwargs):
 
 @app.command()
 def build(
-    recipe: str = typer.Argument(..., help="a recipe TOML path, or a bundled recipe name (demo, wukong-100m)"),
-    input: Optional[str] = typer.Option(None, "--input", help="URL list(s): file, folder or glob; replaces the recipe's"),
-    from_crawl: Optional[str] = typer.Option(None, "--from-crawl", help="adopt an img2dataset download (folder or "
+    recipe: str = typer.Argument(..., metavar="RECIPE", help="a recipe TOML path, or a bundled recipe name (demo, wukong-100m)"),
+    input: Optional[str] = typer.Option(None, "--input", metavar="PATH", help="URL list(s) to crawl: a file, a folder or a glob (CSV, TSV, JSONL, Parquet); in place of the recipe's [input].path"),
+    from_crawl: Optional[str] = typer.Option(None, "--from-crawl", metavar="PATH", help="adopt an img2dataset download (folder or "
                                              "glob; parquet or webdataset output) as the crawl instead of crawling"),
     # Text, not Path: a build directory may be a URL (s3://...), which a Path would mangle.
-    out: Optional[str] = typer.Option(None, "--out", help="build directory, a path or an fsspec URL "
+    out: Optional[str] = typer.Option(None, "--out", metavar="DIR", help="build directory, a path or an fsspec URL "
                                       "[default: build/RECIPE-NAME]"),
-    stage: Optional[List[str]] = typer.Option(None, "--stage", help="run only this stage (repeatable)"),
-    engine: str = typer.Option("local", "--engine", help="local (process pool) or ray"),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="a Ray cluster (ray://host:10001 or "
+    stage: Optional[List[str]] = typer.Option(None, "--stage", metavar="STAGE", help="run only this stage (repeatable)"),
+    engine: str = typer.Option("local", "--engine", metavar="NAME", help="local (process pool) or ray"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", metavar="ADDRESS", help="a Ray cluster (ray://host:10001 or "
                                               "host:6379) [default: start a local Ray]"),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="worker processes [default: the recipe's crawl.processes]"),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="read only the first N input rows"),
+    workers: Optional[int] = typer.Option(None, "--workers", metavar="N", min=1, help="worker processes [default: the recipe's crawl.processes]"),
+    limit: Optional[int] = typer.Option(None, "--limit", metavar="N", min=1, help="read only the first N input rows"),
     force: bool = typer.Option(False, "--force", help="discard the outputs of the stages run and redo them"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
 ):
@@ -84,7 +85,7 @@ def build(
         runner = make_engine(engine, workers or r.crawl.processes, ray_address)
         try:
             built = run_build(r, out or str(Path("build") / r.name), only=stage or None, engine=runner, limit=limit,
-                              force=force, ui=ui)
+                              force=force, ui=ui, command=shlex.join(["wukong", *sys.argv[1:]]))
         finally:
             runner.close()
         render(collect(built.root, summaries=False), ui.console)
@@ -100,13 +101,15 @@ def stats(
     compare: Optional[str] = typer.Option(None, "--compare", help="another build of the same input: funnel deltas "
                                                                   "and the rows kept by one and not the other"),
     workers: int = typer.Option(1, "--workers", min=1, help="processes reading the build (each holds ~300 MB)"),
+    paths: bool = typer.Option(False, "--paths", help="keep this machine's paths in the report (by default only "
+                                                      "file and folder names: reports are made to be shared)"),
 ):
     """A build's report: the funnel per stage and reason, languages, distributions of every numeric
     column with the recipe's thresholds, duplicate groups, top words, samples per reason."""
     from .stats import make_report, print_report
     from .ui import UI
 
-    report = _run(make_report, build_dir, html=html, compare=compare, workers=workers)
+    report = _run(make_report, build_dir, html=html, compare=compare, workers=workers, paths=paths)
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
     else:
@@ -193,6 +196,7 @@ def queries(
 def demo(
     out: Path = typer.Option(Path("wukong-demo"), "--out", help="where the demo's build goes"),
     workers: int = typer.Option(2, "--workers", min=1),
+    force: bool = typer.Option(False, "--force", help="start the demo's build again instead of resuming it"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
 ):
     """Offline demo: draws a few hundred captioned images with planted bad cases, serves them on
@@ -200,7 +204,7 @@ def demo(
     from .demo import run_demo
     from .ui import UI
 
-    _run(run_demo, out, workers=workers, ui=UI(quiet))
+    _run(run_demo, out, workers=workers, ui=UI(quiet), force=force)
 
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shlex
 import time
 
 from .build import BuildDir, Counts
@@ -53,6 +54,21 @@ def _first_changed(recipe: Recipe, done: dict, fingerprints: dict, ui: UI) -> st
     return None
 
 
+def _with_stage(command: str | None, recipe: Recipe, out: str, stage: str) -> str:
+    """The command that ran (its --input and all), running `stage` instead of the stages it
+    named: a hint that runs as printed."""
+    words = shlex.split(command) if command else ["wukong", "build", recipe.source, "--out", out]
+    kept, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "--stage":
+            skip = True
+        elif not word.startswith("--stage=") and word != "--force":
+            kept.append(word)
+    return shlex.join(kept + ["--stage", stage])
+
+
 def account(build: BuildDir, stages: list[str], stage: str) -> dict:
     """A finished stage's counts for the manifest, from its per-shard counts files; checks that
     each shard's rows in are exactly the rows the stage before kept (principle 1)."""
@@ -73,7 +89,10 @@ def account(build: BuildDir, stages: list[str], stage: str) -> dict:
 
 
 def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine=None,
-              limit: int | None = None, force: bool = False, ui: UI | None = None) -> BuildDir:
+              limit: int | None = None, force: bool = False, ui: UI | None = None,
+              command: str | None = None) -> BuildDir:
+    """Run the recipe's stages (or `only` those) over the build at `out`. `command`, the command
+    line that ran it, is what the manifest tells a failed or interrupted build to run again."""
     ui = ui or UI()
     build = BuildDir(out)
     build.prepare()
@@ -111,15 +130,20 @@ def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine
     for stage in selected:
         for needed in stages_before(recipe.stages, stage):
             if build.read_manifest().get("stages", {}).get(needed, {}).get("status") != "done":
-                raise UserError(
-                    f"stage {stage} needs stage {needed} first: run `wukong build {recipe.name} "
-                    f"--out {out} --stage {needed}`"
-                )
+                raise UserError(f"stage {stage} needs stage {needed} first: run `{_with_stage(command, recipe, out, needed)}`")
         status = build.read_manifest().get("stages", {}).get(stage, {})
         if status.get("status") == "done" and status.get("fingerprint") == fingerprints[stage]["fingerprint"]:
             continue  # done, by what the recipe says now: nothing to redo
-        build.set_stage_status(stage, status="running", started=time.time(), **fingerprints[stage])
-        STAGES[stage]().run(ctx)
+        build.set_stage_status(stage, status="running", started=time.time(), error=None, resume=None,
+                               **fingerprints[stage])
+        try:
+            STAGES[stage]().run(ctx)
+        except BaseException as err:
+            # The manifest says so, with what to run: `wukong stats` shows it.
+            build.set_stage_status(stage, status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed",
+                                   error=str(err).strip().splitlines()[0][:500] if str(err).strip() else type(err).__name__,
+                                   resume=command or f"wukong build {recipe.source} --out {out}")
+            raise
         if stage == "crawl":  # an adopted crawl's fingerprint names the download it adopted
             fingerprints = stage_fingerprints(recipe, limit, build.read_manifest().get("crawl_source"))
             build.set_stage_status(stage, **fingerprints[stage])

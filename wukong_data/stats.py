@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .build import BuildDir
+from .storage import shareable
 from .recipe import stages_before
 from .report.svg import compact
 
@@ -29,6 +30,8 @@ def funnel(manifest: dict) -> list[dict]:
     for stage in manifest["recipe"]["stages"]:
         status = statuses.get(stage, {})
         entry = {"stage": stage, "status": status.get("status", "pending")}
+        if entry["status"] in ("failed", "interrupted"):
+            entry.update(error=status.get("error"), resume=status.get("resume"))
         if entry["status"] == "done":
             entry.update({k: status[k] for k in ("rows_in", "kept", "rejected", "shards") if k in status})
             if input_rows:
@@ -70,9 +73,11 @@ def collect(build_dir: str, summaries: bool = True, workers: int = 1) -> dict:
     return report
 
 
-def make_report(build_dir: str, html: Path | None = None, compare: str | None = None, workers: int = 1) -> dict:
+def make_report(build_dir: str, html: Path | None = None, compare: str | None = None, workers: int = 1,
+                paths: bool = False) -> dict:
     """`wukong stats`: the report of a build (or, with `compare`, of two builds side by side),
-    written as an HTML page too when `html` is given."""
+    written as an HTML page too when `html` is given. Reports are for sharing: paths on this
+    machine are cut to their names unless `paths`."""
     from .report import html as pages
 
     if compare is not None:
@@ -80,12 +85,29 @@ def make_report(build_dir: str, html: Path | None = None, compare: str | None = 
 
         report = collect_comparison(build_dir, compare)
         if html is not None:
-            pages.write_comparison(report, html)
-        return report
+            pages.write_comparison(report, html, report if paths else _without_paths(report))
+        return report if paths else _without_paths(report)
     report = collect(build_dir, workers=workers)
     if html is not None:
-        pages.write_report(report, html)
-    return report
+        pages.write_report(report, html, report if paths else _without_paths(report))
+    return report if paths else _without_paths(report)
+
+
+def _without_paths(report: dict) -> dict:
+    """The report with the builds' and inputs' locations cut to their names (storage.shareable);
+    captions and URLs stay as they are."""
+    out = dict(report)
+    for key in ("build", "crawl_source"):
+        if key in out:
+            out[key] = shareable(out[key])
+    if out.get("totals", {}).get("final_dir"):
+        out["totals"] = {**out["totals"], "final_dir": f"{shareable(out['build'])}/final"}
+    for side in ("a", "b"):
+        if side in out:
+            out[side] = {**out[side], "build": shareable(out[side]["build"])}
+    return out
+
+
 
 
 def print_report(report: dict, console) -> None:
@@ -115,6 +137,9 @@ def render(report: dict, console) -> None:
     """The report as rich tables: funnel, then (when collected) languages, distributions,
     duplicate groups, top words and one example per reason."""
     console.print(_funnel_table(report))
+    for f in report["funnel"]:
+        if f.get("error"):
+            console.print(f"[red]{f['stage']} {f['status']}[/]: {escape(f['error'])}\nto resume: {escape(f['resume'] or '')}")
     source = report.get("crawl_source") or {}
     if source.get("from_crawl"):
         console.print(f"crawl adopted from {', '.join(source['from_crawl'])}")
@@ -157,7 +182,7 @@ def _funnel_table(report: dict) -> Table:
     input_rows = report.get("totals", {}).get("input_rows")
     for f in report["funnel"]:
         if "rows_in" not in f:
-            table.add_row(f["stage"], f["status"], "", "", "")
+            table.add_row(f["stage"], f"[red]{f['status']}[/]" if f.get("error") else f["status"], "", "", "")
             continue
         table.add_section()
         table.add_row(f["stage"], f["status"], "rows in", f"{f['rows_in']:,}", _percent(f["rows_in"], input_rows))

@@ -14,8 +14,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from upath import UPath
 
@@ -118,3 +119,15 @@ def remove(p) -> None:
             raise UserError(f"{p}: could not remove it ({err.strerror or err}); remove it by hand and run again") from None
     elif p.exists():
         p.fs.rm(p.path, recursive=True)
+
+
+def shareable(value):
+    """`value` (a report, a recipe: dicts, lists, strings) with each absolute path of this machine
+    replaced by its last part: what a build was made from, not where it lay."""
+    if isinstance(value, dict):
+        return {k: shareable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shareable(v) for v in value]
+    if isinstance(value, str) and (value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", value)):
+        return PurePath(value).name
+    return value

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from importlib import resources
 from pathlib import Path
 
 from ..build import BuildDir
@@ -36,22 +37,38 @@ def routes_of(samples) -> dict:
     return {s.url_path: (s.body, s.headers) for s in samples if s.body is not None and s.url is None}
 
 
-def run_demo(out: Path, workers: int = 2, ui: UI | None = None) -> BuildDir:
+def run_demo(out: Path, workers: int = 2, ui: UI | None = None, force: bool = False) -> BuildDir:
+    """Build the demo at `out`: a build already there resumes (its images are served again on the
+    port its URL list names), unless `force`."""
     from ..pipeline import run_build
 
     ui = ui or UI()
     samples = demo_samples()
     build = BuildDir(out)
     build.prepare()
-    build.update_manifest(demo=True)
-    urls = build.root / "demo" / "urls.csv"
-    with serve(routes_of(samples)) as base_url:
+    port = 0 if force or not (build.root / "manifest.json").exists() else build.read_manifest().get("demo", {}).get("port", 0)
+    try:
+        server = serve(routes_of(samples), port=port)
+        base_url = server.__enter__()
+    except OSError:  # the port the earlier run used is taken: its URL list is of no use, start again
+        server, force = serve(routes_of(samples)), True
+        base_url = server.__enter__()
+    try:
+        build.update_manifest(demo={"port": int(base_url.rsplit(":", 1)[1])})
+        urls = build.root / "demo" / "urls.csv"
         write_url_list(samples, base_url, urls)
         ui.print(f"demo: {len(samples)} URLs ({N_GOOD} good, {len(samples) - N_GOOD} planted bad cases) "
                  f"served at {base_url}")
         recipe = load("demo")
         recipe.input.path = str(urls)
-        run_build(recipe, str(out), engine=make_engine("local", workers), force=True, ui=ui)
+        # Drawings are scored by a model trained on drawings (tests/demo_scorer.py), not by one
+        # trained on the spot: `wukong build demo --input YOUR_URLS` trains its own.
+        recipe.score.checkpoint = str(resources.files(__package__) / "scorer")
+        recipe.score.bootstrap_steps = 0
+        run_build(recipe, str(out), engine=make_engine("local", workers), force=force, ui=ui,
+                  command=f"wukong demo --out {out}")
+    finally:
+        server.__exit__(None, None, None)
     render(collect(str(out), summaries=False), ui.console)
     ui.print(f"shards: {build.final_dir} (WebDataset .tar + .parquet, sizes.json)\n"
              f"open them: wukong_data.loaders.webdataset_pipeline('{build.root}') or "

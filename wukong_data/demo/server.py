@@ -36,13 +36,14 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def serve(routes: dict[str, tuple[bytes, dict[str, str]]], delay: float = 0.0):
-    """Serve {path: (body, extra headers)} on 127.0.0.1; yields the base URL (no trailing slash).
+def serve(routes: dict[str, tuple[bytes, dict[str, str]]], delay: float = 0.0, port: int = 0):
+    """Serve {path: (body, extra headers)} on 127.0.0.1 (on `port`, or any free one); yields the
+    base URL (no trailing slash).
 
     `delay` seconds before each answer stands in for a slow remote host.
     """
     handler = type("Handler", (_Handler,), {"routes": routes, "delay": delay})
-    with running(_Server(("127.0.0.1", 0), handler)) as base_url:
+    with running(_Server(("127.0.0.1", port), handler)) as base_url:
         yield base_url
 
 

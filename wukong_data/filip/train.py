@@ -178,9 +178,13 @@ def train(cfg: TrainConfig, ui=None) -> Path:
     metrics = open(out / "metrics.jsonl", "a", encoding="utf-8") if rank == 0 else None
     if rank == 0:
         write_json_atomic(out / "train_config.json", dataclasses.asdict(cfg))
+    if ui and rank == 0 and cfg.warmup >= cfg.steps:
+        ui.print(f"note: --warmup {cfg.warmup} is not below --steps {cfg.steps}: the run ends inside the warm-up, "
+                 f"before the learning rate reaches --lr {cfg.lr}")
     progress = ui.progress("train", total=cfg.steps, unit="steps") if (ui and rank == 0) else None
     advance = progress.__enter__() if progress else (lambda *a, **k: None)
     advance(completed=step)
+    last_loss = None
     try:
         while step < cfg.steps:
             epoch, done_in_epoch = divmod(step, per_epoch)
@@ -195,6 +199,7 @@ def train(cfg: TrainConfig, ui=None) -> Path:
                 optimizer.step()
                 scheduler.step()
                 model.clamp_logit_scale()
+                last_loss = loss.detach()
                 step += 1
                 advance(completed=step)
                 if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
@@ -220,6 +225,9 @@ def train(cfg: TrainConfig, ui=None) -> Path:
             progress.__exit__(None, None, None)
         if metrics:
             metrics.close()
+    if ui and rank == 0 and last_loss is not None:
+        ui.print(f"trained {step} steps; the last batch's loss {last_loss.item():.4f} (metrics.jsonl: every "
+                 f"{cfg.log_every}th step's)")
     if dist.is_initialized():
         dist.barrier()
     return out

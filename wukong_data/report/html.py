@@ -3,7 +3,9 @@ script and no link to anything outside the file, so it opens offline in any brow
 phone. Every text from the build (captions, URLs, errors) is escaped."""
 from __future__ import annotations
 
+import base64
 import datetime
+import io
 from html import escape
 from pathlib import Path
 
@@ -18,8 +20,7 @@ CSS = """
 :root { --ink: #1d232b; --muted: #5d6875; --line: #dde1e6; --card: #f6f7f9; --kept: #2e8b57; --here: #d0453a; }
 * { box-sizing: border-box; }
 body { margin: 0; color: var(--ink); background: #fff; line-height: 1.45; font-size: 16px;
-  font-family: system-ui, -apple-system, "Segoe UI", "PingFang SC", "Hiragino Sans GB", "Microsoft YaHei",
-  "Noto Sans CJK SC", "WenQuanYi Micro Hei", sans-serif; }
+  font-family: "WukongCJK", system-ui, -apple-system, "Segoe UI", sans-serif; }
 main { max-width: 1100px; margin: 0 auto; padding: 12px 14px 40px; }
 h1 { font-size: 1.5rem; margin: 8px 0 2px; } h2 { font-size: 1.25rem; margin: 28px 0 8px; border-bottom: 1px solid var(--line); }
 h3 { font-size: 1.05rem; margin: 18px 0 6px; } h3 small, .muted { color: var(--muted); font-weight: normal; }
@@ -57,7 +58,12 @@ footer { margin-top: 36px; font-size: .8rem; color: var(--muted); }
   th, td { padding: 4px 5px; } .grid { grid-template-columns: repeat(auto-fill, minmax(140px, 1fr)); gap: 8px; } }
 """
 # The page may load nothing from anywhere: no script, no request; images and styles are inline.
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+CSP = "default-src 'none'; img-src data:; font-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+# The page carries a CJK font cut to its own CJK characters, first in the family list: it draws
+# them the same everywhere, also where no CJK font is installed (Chromium did not reach it after
+# system-ui's family, whose fallback drew boxes); other characters fall through to system-ui.
+FONT = Path(__file__).parent / "fonts" / "wqy-microhei-gb2312.ttf"
+EMBEDDED_FAMILY = "WukongCJK"
 
 
 def _e(value) -> str:
@@ -86,13 +92,37 @@ MISSING = {"invalid_url": "not requested", "download_failed": "not downloaded", 
 
 
 def page(title: str, body: list[str]) -> str:
+    text = title + "".join(body)
     return ('<!doctype html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{_e(title)}</title><style>{CSS}</style></head><body><main>'
+            f'<title>{_e(title)}</title><style>{font_face(text)}{CSS}</style></head><body><main>'
             + "".join(body)
             + f'<footer>wukong-data {_e(__version__)} · written {datetime.datetime.now():%Y-%m-%d %H:%M} · one file, '
               'no network: images are embedded thumbnails</footer></main></body></html>\n')
+
+
+def font_face(text: str) -> str:
+    """The @font-face of the bundled CJK font cut to the CJK characters of `text` (ideographs,
+    kana, CJK and full-width punctuation: a few KB of glyphs each), or nothing where there are
+    none."""
+    wanted = "".join(sorted({c for c in text if 0x2E80 <= ord(c) <= 0x9FFF or 0xF900 <= ord(c) <= 0xFAFF
+                             or 0xFF00 <= ord(c) <= 0xFFEF}))
+    if not wanted:
+        return ""
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(str(FONT))
+    options = subset.Options()
+    options.notdef_outline = True
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(text=wanted)
+    subsetter.subset(font)
+    data = io.BytesIO()
+    font.save(data)
+    encoded = base64.b64encode(data.getvalue()).decode("ascii")
+    return f'@font-face {{ font-family: "{EMBEDDED_FAMILY}"; src: url(data:font/ttf;base64,{encoded}) format("truetype"); }}\n'
 
 
 def write(html: str, path: Path) -> None:
@@ -273,11 +303,12 @@ def image_column(build: BuildDir) -> str:
     return build.read_manifest()["recipe"]["crawl"]["encode_format"]
 
 
-def write_report(report: dict, path: Path) -> None:
-    """The report (stats.collect) as one HTML file, with thumbnails of its samples."""
+def write_report(report: dict, path: Path, shown: dict) -> None:
+    """The report (stats.collect) as one HTML file, with thumbnails of its samples; the page
+    shows `shown` (the report, or its shareable form)."""
     build = BuildDir(report["build"])
     thumbs = thumbnails(build, sample_keys(report["samples"]), image_column(build)) if report.get("samples") else {}
-    write(report_page(report, thumbs), path)
+    write(report_page(shown, thumbs), path)
 
 
 def _setting(value) -> str:
@@ -338,8 +369,9 @@ def comparison_page(report: dict, thumbs: dict[str, Thumbnail]) -> str:
     return page("Two wukong builds compared", body)
 
 
-def write_comparison(report: dict, path: Path) -> None:
-    """The comparison (compare.collect_comparison) as one HTML file, with thumbnails of its samples."""
+def write_comparison(report: dict, path: Path, shown: dict) -> None:
+    """The comparison (compare.collect_comparison) as one HTML file, with thumbnails of its
+    samples; the page shows `shown` (the comparison, or its shareable form)."""
     build = BuildDir(report["a"]["build"])
     keys = [r["key"] for side in ("only_a", "only_b") for r in report["samples"][side]]
-    write(comparison_page(report, thumbnails(build, keys, image_column(build))), path)
+    write(comparison_page(shown, thumbnails(build, keys, image_column(build))), path)
