@@ -4,6 +4,7 @@ and filter list of the source tree ships in it. A module or data file missing fr
 fails here."""
 import importlib
 import sys
+from importlib import metadata
 from importlib import resources
 from pathlib import Path
 
@@ -30,4 +31,12 @@ if not (resources.files("wukong_data.report") / "fonts" / "wqy-microhei-gb2312.t
 for name in ("config.json", "vocab.txt", "model.safetensors"):
     if not (resources.files("wukong_data.demo") / "scorer" / name).is_file():
         sys.exit(f"wukong_data.demo lacks scorer/{name} (the demo's reference model)")
+# The demo ran from this install before: what it wrote inside the package, pip cannot remove, and a
+# folder left behind shadows the next install (an editable one) as a namespace package.
+installed = Path(importlib.import_module("wukong_data").__file__).parent
+recorded = {Path(f.locate()).resolve() for f in metadata.files("wukong-data")}
+strays = sorted(str(p.relative_to(installed)) for p in installed.rglob("*")
+                if p.is_file() and p.suffix != ".pyc" and p.resolve() not in recorded)
+if strays:
+    sys.exit(f"the installed package holds files its wheel did not ship (pip cannot remove them): {strays[:5]}")
 print(f"wheel ok: {len(modules)} modules, recipes, filter lists, the name networks and the demo's scorer present")

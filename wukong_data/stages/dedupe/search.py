@@ -17,9 +17,27 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
-import numba
+
+def _numba_cache_outside_the_package() -> None:
+    """numba caches compiled code beside the source by default: inside an installed package that
+    leaves files pip does not know of, which outlive an uninstall and turn the package's folder
+    into a namespace that shadows the next install. The user's cache instead, unless they chose."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wukong-data" / "numba"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # numba's own fallbacks then apply
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache))
+
+
+_numba_cache_outside_the_package()
+import numba  # noqa: E402  (after its cache folder is chosen)
 import numpy as np
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing of the bucket key
