@@ -1,4 +1,4 @@
-"""The global steps of a build at scale, printed as JSON (issue #11).
+"""The global steps of a build at scale, printed as JSON.
 
 Synthetic build directories are written straight to disk at each size (rows of input, crawl
 shards of 10,000), with the files the map phases write: crawl counts, dedupe map records written

@@ -190,3 +190,35 @@ def test_a_run_shorter_than_its_warm_up_says_so_and_ends_with_its_loss(split, tm
     proc = wukong("train-reference", "--data", split / "train", "--out", tmp_path / "run", "--steps", "2",
                   "--warmup", "5", "--batch-size", "8", "--workers", "0", "--quiet")
     assert "ends inside the warm-up" in proc.stderr and "trained 2 steps; the last batch's loss" in proc.stderr
+
+
+def test_clip_loss_trains_the_same_towers_pooled_and_scores_by_cosine(split, tmp_path):
+    """--loss clip: one pooled token a side, so late interaction is the cosine of the pooled
+    embeddings; it learns, its checkpoint says so, and align refuses it in one line."""
+    run = tmp_path / "clip"
+    wukong("train-reference", "--data", split / "train", "--eval-data", split / "eval", "--out", run, "--loss", "clip",
+           "--steps", "120", "--batch-size", "32", "--lr", "1e-3", "--warmup", "20", "--workers", "1", "--quiet")
+    final = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]["eval"]
+    print(f"\nCLIP held-out retrieval on {final['n']} pairs: {final}")
+    assert final["text_to_image"]["r@1"] >= 5 * final["chance_r@1"]
+    model = load_model(run)
+    assert model.cfg.loss == "clip" and model.reduce is None
+    filip = FILIP(dataclasses.replace(model.cfg, loss="filip"))
+    assert set(filip.state_dict()) == set(model.state_dict())  # the same towers and projections
+    images, ids = torch.rand(3, 3, 64, 64), torch.randint(5, model.cfg.vocab_size, (3, 12))
+    with torch.no_grad():
+        img, txt, mask = model(images, ids)
+        pooled_img, _ = model.visual(images)
+        pooled_txt, _ = model.text(ids)
+    assert img.shape == (3, 1, model.cfg.token_dim) and txt.shape == (3, 1, model.cfg.token_dim) and mask.all()
+    from wukong_data.filip.loss import pair_scores
+
+    cosine = torch.nn.functional.cosine_similarity(model.image_proj(pooled_img), model.text_proj(pooled_txt))
+    assert torch.allclose(pair_scores(img, txt, mask), cosine, atol=1e-5)
+    import polars as pl
+
+    key = pl.read_parquet(split / "eval" / "final" / "*.parquet")["key"][0]
+    proc = wukong("align", split / "eval", "--checkpoint", run, "--keys", key, "--out", tmp_path / "a", check=False)
+    assert proc.returncode == 2 and "a CLIP model" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = wukong("train-reference", "--data", split / "train", "--loss", "siglip", "--out", tmp_path / "r", check=False)
+    assert proc.returncode == 2 and "--loss siglip: expected one of filip, clip" in proc.stderr

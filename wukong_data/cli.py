@@ -124,6 +124,8 @@ def train_reference(
                                                   "('shards/{00000..00099}.tar' or a glob)"),
     out: Path = typer.Option(Path("runs/filip"), "--out", help="run folder: checkpoints, metrics.jsonl, model"),
     model: str = typer.Option("tiny", "--model", help="tiny | vit-b-32 | vit-l-14"),
+    loss: str = typer.Option("filip", "--loss", help="filip (token-wise late interaction) | clip (the same "
+                                                      "towers, pooled embeddings)"),
     eval_data: Optional[str] = typer.Option(None, "--eval-data", help="held-out shards for retrieval R@K (as --data)"),
     steps: int = typer.Option(1000, "--steps", min=1),
     batch_size: int = typer.Option(64, "--batch-size", min=2, help="per process"),
@@ -143,11 +145,11 @@ def train_reference(
     resume: bool = typer.Option(False, "--resume", help="continue from the run's latest checkpoint"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ):
-    """Train the reference FILIP model on a build's shards (multi-GPU: torchrun --nproc-per-node N -m wukong_data train-reference ...)."""
+    """Train the reference FILIP model (or CLIP, --loss clip) on a build's shards (multi-GPU: torchrun --nproc-per-node N -m wukong_data train-reference ...)."""
     from .filip.train import TrainConfig, train
     from .ui import UI
 
-    cfg = TrainConfig(data=data, out=str(out), model=model, eval_data=eval_data,
+    cfg = TrainConfig(data=data, out=str(out), model=model, loss=loss, eval_data=eval_data,
                       steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, weight_decay=weight_decay,
                       label_smoothing=label_smoothing, chunk=chunk, top_token_fraction=top_token_fraction,
                       lock_image_tower=lock_image_tower, vocab=str(vocab) if vocab else None,

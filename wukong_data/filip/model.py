@@ -1,5 +1,8 @@
 """FILIP: open_clip's ViT and text transformer with token outputs, projected to a small shared
-width and L2-normalised; optional Wukong token reduction and locked image tower (LiT)."""
+width and L2-normalised; optional Wukong token reduction and locked image tower (LiT).
+
+With `loss = "clip"` each side keeps only its pooled (class) token: a sequence of one token, so
+the late interaction, the loss, retrieval and scoring are CLIP's cosine similarity unchanged."""
 from __future__ import annotations
 
 import torch
@@ -40,7 +43,8 @@ class FILIP(nn.Module):
         # Only the tokens are used: drop the towers' pooled-output projections.
         self.visual.proj = None
         self.text.text_projection = None
-        self.reduce = TokenReduction(cfg.vision_width, cfg.reduced_tokens) if cfg.reduced_tokens else None
+        self.reduce = (TokenReduction(cfg.vision_width, cfg.reduced_tokens)
+                       if cfg.reduced_tokens and cfg.loss == "filip" else None)
         self.image_proj = nn.Linear(cfg.vision_width, cfg.token_dim)
         self.text_proj = nn.Linear(cfg.text_width, cfg.token_dim)
         self.logit_scale = nn.Parameter(torch.tensor(cfg.init_logit_scale))
@@ -49,15 +53,20 @@ class FILIP(nn.Module):
                 p.requires_grad_(False)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, n1, token_dim) normalised image tokens (class token dropped)."""
-        _, tokens = self.visual(images)
-        if self.reduce is not None:
+        """(B, n1, token_dim) normalised image tokens (class token dropped); CLIP: (B, 1, token_dim)."""
+        pooled, tokens = self.visual(images)
+        if self.cfg.loss == "clip":
+            tokens = pooled[:, None]
+        elif self.reduce is not None:
             tokens = self.reduce(tokens)
         return F.normalize(self.image_proj(tokens), dim=-1)
 
     def encode_text(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, n2, token_dim) normalised text tokens and the (B, n2) mask of real tokens."""
-        _, tokens = self.text(ids)
+        """(B, n2, token_dim) normalised text tokens and the (B, n2) mask of real tokens; CLIP: the
+        pooled token, (B, 1, token_dim), and a mask of ones."""
+        pooled, tokens = self.text(ids)
+        if self.cfg.loss == "clip":
+            return F.normalize(self.text_proj(pooled[:, None]), dim=-1), torch.ones_like(ids[:, :1], dtype=torch.bool)
         return F.normalize(self.text_proj(tokens), dim=-1), ids != PAD_ID
 
     def forward(self, images: torch.Tensor, ids: torch.Tensor):

@@ -19,6 +19,9 @@ class FilipConfig:
     token_dim: int = 64  # shared width of the projected, L2-normalised tokens
     reduced_tokens: int = 0  # Wukong's token reduction: 12 (ViT-B), 24 (ViT-L); 0 keeps every patch
     lock_image_tower: bool = False  # LiT: train the text side against a frozen image tower
+    # "filip": every image and text token takes part (late interaction). "clip": the same towers,
+    # each side pooled to one token (the class token), so the similarity is CLIP's cosine.
+    loss: str = "filip"
     init_logit_scale: float = 2.659  # ln(1 / 0.07)
     max_logit_scale: float = 4.6052  # ln(100)
     mean: tuple = (0.48145466, 0.4578275, 0.40821073)
@@ -27,6 +30,8 @@ class FilipConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+
+LOSSES = ("filip", "clip")
 
 PRESETS = {
     "tiny": FilipConfig(),

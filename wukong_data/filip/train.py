@@ -24,7 +24,7 @@ from .data import LoaderSpec, batches_per_epoch, captions, loader, shards
 from .evaluate import retrieval
 from .loss import filip_loss, top_tokens
 from .model import FILIP
-from .presets import PRESETS
+from .presets import LOSSES, PRESETS
 from .tokenizer import ChineseTokenizer
 
 
@@ -33,6 +33,7 @@ class TrainConfig:
     data: str
     out: str
     model: str = "tiny"
+    loss: str = "filip"  # filip: token-wise late interaction | clip: the same towers, pooled tokens
     eval_data: str | None = None
     steps: int = 1000
     batch_size: int = 64
@@ -139,6 +140,8 @@ def loss_step(model, images, ids, cfg: TrainConfig, world: int, rank: int) -> to
 def train(cfg: TrainConfig, ui=None) -> Path:
     if cfg.model not in PRESETS:
         raise UserError(f"--model {cfg.model}: unknown preset (expected one of {', '.join(PRESETS)})")
+    if cfg.loss not in LOSSES:
+        raise UserError(f"--loss {cfg.loss}: expected one of {', '.join(LOSSES)}")
     rank, world = _dist()
     device = _device(rank)
     out = Path(cfg.out)
@@ -147,7 +150,7 @@ def train(cfg: TrainConfig, ui=None) -> Path:
     tars, sizes = shards(cfg.data)
     vocab = _vocab(cfg, out, rank)
     tokenizer = ChineseTokenizer(vocab)
-    changes = {"vocab_size": tokenizer.vocab_size, "lock_image_tower": cfg.lock_image_tower}
+    changes = {"vocab_size": tokenizer.vocab_size, "lock_image_tower": cfg.lock_image_tower, "loss": cfg.loss}
     if cfg.reduced_tokens is not None:
         changes["reduced_tokens"] = cfg.reduced_tokens
     model_cfg = dataclasses.replace(PRESETS[cfg.model], **changes)

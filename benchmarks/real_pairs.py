@@ -1,0 +1,136 @@
+"""The score stage's model on real photographs, through the CLI as a user runs it. JSON.
+
+Flickr8k-CN (../shared/flickr8k-cn: real photos, captions written by people) is served on
+127.0.0.1; `wukong build` crawls, dedupes, filters and exports the train photos and the val photos
+apart (the NSFW image rule is off: benchmarks/nsfw_benign.py measures it on the same photos);
+`wukong train-reference` trains FILIP and CLIP (`--loss clip`: the same towers, pooled) with the
+same data, steps and seed; each is then measured on val: retrieval R@1/5/10 both ways, and as a
+scorer, the ROC-AUC of each photo with its own caption against the same photo with another val
+photo's caption (the mismatch the score stage exists to cut). `wukong align` draws 8 val photos
+into --out (never commit them).
+
+    python benchmarks/real_pairs.py --train-photos 6000 --val-photos 1000 --steps 300 --batch-size 128
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from wukong_data.demo.server import serve
+from wukong_data.stages.score.scorer import Scorer
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "flickr8k-cn"
+RECIPE = """name = "real-pairs"
+stages = ["crawl", "dedupe", "filter", "export"]
+[crawl]
+allow_addresses = ["127.0.0.1"]
+samples_per_shard = 1000
+[filter]
+nsfw_image = false
+[export]
+samples_per_shard = 1000
+"""
+
+
+def wukong(*args) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "wukong_data", *map(str, args)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"wukong {' '.join(map(str, args[:2]))} failed:\n{proc.stderr[-2000:]}")
+    return round(time.perf_counter() - start, 1)
+
+
+def photos(split: str, n: int, seed: int) -> list[tuple[str, str]]:
+    """(image path, one human caption) for n photos of the split, the caption drawn at random."""
+    table = pl.read_csv(SHARED / "captions.tsv", separator="\t", quote_char=None)
+    table = table.filter((pl.col("split") == split) & (pl.col("source") == "zh_human"))
+    rng = random.Random(seed)
+    chosen = [(image, rng.choice(group["caption"].to_list()))
+              for (image,), group in sorted(table.group_by("image"), key=lambda g: g[0][0])]
+    return rng.sample(chosen, min(n, len(chosen)))
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(a real pair outscores a mismatched one), ties counted half: every pair compared."""
+    diff = positive[:, None] - negative[None, :]
+    return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
+
+
+def as_scorer(run: Path, build: Path, seed: int) -> dict:
+    rows = pl.read_parquet(build / "final" / "*.parquet").select("caption", "jpg")
+    images, captions = rows["jpg"].to_list(), rows["caption"].to_list()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(captions))  # each photo takes the caption of the next in a random cycle
+    others = [None] * len(captions)
+    for a, b in zip(order, np.roll(order, -1)):
+        others[a] = captions[b]
+    scorer = Scorer(run, "cpu", batch_size=64)
+    start = time.perf_counter()
+    real = scorer.score(images, captions)
+    seconds = time.perf_counter() - start
+    swapped = scorer.score(images, others)
+    return {"pairs": len(images), "roc_auc_real_vs_swapped_caption": round(auc(real, swapped), 4),
+            "score_pairs_per_s": round(len(images) / seconds, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--train-photos", type=int, default=6000)
+    parser.add_argument("--val-photos", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--model", default="tiny")
+    parser.add_argument("--losses", nargs="+", default=["filip", "clip"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("real-pairs-alignment"), help="align pictures go here")
+    args = parser.parse_args()
+    if not (SHARED / "captions.tsv").is_file():
+        sys.exit(f"no Flickr8k-CN at {SHARED}: this benchmark reads real photos from there")
+    chosen = {"train": photos("train", args.train_photos, args.seed), "val": photos("val", args.val_photos, args.seed)}
+    routes = {f"/{image}": ((SHARED / image).read_bytes(), {}) for split in chosen.values() for image, _ in split}
+    result = {"data": "Flickr8k-CN zh_human captions, one drawn per photo", "model": args.model, "steps": args.steps,
+              "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "builds": {}, "runs": {}}
+    with tempfile.TemporaryDirectory() as tmp, serve(routes) as base_url:
+        tmp = Path(tmp)
+        recipe = tmp / "real-pairs.toml"
+        recipe.write_text(RECIPE, encoding="utf-8")
+        for split, rows in chosen.items():
+            with open(tmp / f"{split}.csv", "w", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f)
+                writer.writerow(["url", "caption"])
+                writer.writerows([f"{base_url}/{image}", caption] for image, caption in rows)
+            seconds = wukong("build", recipe, "--input", tmp / f"{split}.csv", "--out", tmp / split, "--quiet")
+            kept = sum(json.loads((tmp / split / "final" / "sizes.json").read_text()).values())
+            result["builds"][split] = {"photos": len(rows), "kept": kept, "seconds": seconds}
+        for loss in args.losses:
+            run = tmp / f"run-{loss}"
+            seconds = wukong("train-reference", "--data", tmp / "train", "--eval-data", tmp / "val", "--out", run,
+                             "--model", args.model, "--loss", loss, "--steps", args.steps, "--batch-size",
+                             args.batch_size, "--lr", args.lr, "--warmup", max(1, args.steps // 10), "--seed",
+                             args.seed, "--workers", "1", "--quiet")
+            lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+            speeds = [line["samples_per_s"] for line in lines if "samples_per_s" in line]
+            result["runs"][loss] = {"train_seconds": seconds, "last_loss": [l for l in lines if "loss" in l][-1]["loss"],
+                                    "train_samples_per_s": statistics.median(speeds) if speeds else None,
+                                    "val_retrieval": lines[-1]["eval"], **as_scorer(run, tmp / "val", args.seed)}
+            if loss == "filip":
+                keys = pl.read_parquet(tmp / "val" / "final" / "*.parquet")["key"].head(8).to_list()
+                wukong("align", tmp / "val", "--checkpoint", run, "--keys", ",".join(keys), "--out", args.out)
+                result["align_pictures"] = str(args.out)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
