@@ -56,9 +56,11 @@ def demo_recipe(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_build(url_list, demo_recipe, tmp_path_factory) -> Path:
-    """A whole build of the demo URL list, as `wukong demo` makes it."""
+    """A whole build of the demo URL list, as `wukong demo` makes it; what it printed (not
+    --quiet, to a pipe) is kept beside it in demo.stderr."""
     out = tmp_path_factory.mktemp("builds") / "demo"
-    wukong("build", demo_recipe, "--input", url_list, "--out", out, "--quiet")
+    proc = wukong("build", demo_recipe, "--input", url_list, "--out", out)
+    (out.parent / "demo.stderr").write_text(proc.stderr + proc.stdout, encoding="utf-8")
     return out
 
 

@@ -80,3 +80,17 @@ def test_reports_are_for_sharing(demo_build):
     assert str(demo_build) in wukong("stats", demo_build, "--json", "--paths").stdout
     card = (demo_build / "final" / "README.md").read_text()
     assert str(demo_build.parent.parent) not in card
+
+
+def test_a_build_prints_our_progress_only_and_every_bar_ends_at_its_total(demo_build):
+    """Library chatter (img2dataset's sharding and bandwidth lines, tqdm, the tokenizer's trainer)
+    goes to the build's log folder; each bar's last rendering is complete."""
+    import re
+
+    printed = (demo_build.parent / "demo.stderr").read_text(encoding="utf-8")
+    for noise in ("Sharding file", "Downloading starting now", "bwm-ng", "it/s]", "s/it]", "Traceback", "WARNING"):
+        assert noise not in printed, noise
+    bars = re.findall(r"^(\S[^\n]*?) [━╸╺ -]* *(\d+)/(\d+)", printed, flags=re.M)
+    assert {name.split(":")[0] for name, _, _ in bars} >= {"crawl", "dedupe", "filter", "score", "export"}, printed
+    for name, done, total in bars:
+        assert done == total, (name, done, total)

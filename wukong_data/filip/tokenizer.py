@@ -43,7 +43,8 @@ class ChineseTokenizer:
     def train(captions: Iterable[str], out_dir: str | Path, vocab_size: int = 8000) -> Path:
         """Train a WordPiece vocabulary on captions; returns the written vocab.txt."""
         tok = BertWordPieceTokenizer(handle_chinese_chars=True, lowercase=True, strip_accents=False)
-        tok.train_from_iterator(captions, vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL)
+        tok.train_from_iterator(captions, vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL,
+                                show_progress=False)  # its own bars would print between ours
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out_dir, prefix=".vocab-") as tmp:

@@ -287,7 +287,7 @@ def export_rows(ctx: StageContext, out_dir, counts: dict[str, int], *, per_shard
              for t in plan_tasks(counts, per_shard, shuffle, group, seed)]
     write_json_atomic(plan_path, {"id": plan_id, "settings": settings, "tasks": len(tasks)})
     todo = [t for t in tasks if not all(_done(out_dir, i, formats) for i in t.outputs)]
-    with ctx.ui.progress(description, total=sum(counts.values()) if sample >= 1.0 else None) as advance:
+    with ctx.ui.progress(description, total=sum(counts.values())) as advance:  # sampled: counted above
         done = [i for t in tasks if t not in todo for i in t.outputs]
         advance(sum(_rows_of(out_dir, i, formats) for i in done))
         for written in ctx.engine.imap(write_task, todo):
