@@ -156,3 +156,23 @@ def test_force_stops_when_it_cannot_remove_what_it_redoes(rules_build, rules_rec
     with pytest.raises(UserError, match="could not remove it"):
         run_build(recipes.load(str(rules_recipe)), str(build), only=["export"], engine=LocalEngine(1),
                   force=True, ui=UI(quiet=True))
+
+
+def test_an_edited_score_fraction_gives_the_fresh_build(demo_build, demo_recipe, url_list, tmp_path):
+    """The score stage's edit (keep_top_fraction 0.9 -> 0.8) redoes score and export only, and
+    ends where a fresh build with the edited recipe does, byte for byte."""
+    text = demo_recipe.read_text(encoding="utf-8")
+    assert "keep_top_fraction = 0.9" in text
+    path = tmp_path / "edited.toml"
+    path.write_text(text.replace("keep_top_fraction = 0.9", "keep_top_fraction = 0.8"), encoding="utf-8")
+    build = tmp_path / "b"
+    shutil.copytree(demo_build, build)
+    before = {k: v for k, v in outputs(build).items() if k.startswith(("crawl", "dedupe", "filter"))}
+    proc = wukong("build", path, "--input", url_list, "--out", build, "--quiet")
+    assert "score: " in proc.stderr and "changed since it ran; redoing" in proc.stderr
+    assert {k: v for k, v in outputs(build).items() if k.startswith(("crawl", "dedupe", "filter"))} == before
+    fresh = tmp_path / "fresh"
+    wukong("build", path, "--input", url_list, "--out", fresh, "--quiet")
+    assert final_bytes(build) == final_bytes(fresh) != final_bytes(demo_build)
+    kept = [json.loads(wukong("stats", b, "--json").stdout)["funnel"] for b in (build, fresh)]
+    assert kept[0] == kept[1]
