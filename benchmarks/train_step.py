@@ -34,10 +34,12 @@ def clip_config(folder: Path) -> Path:
 def run_open_clip(data: Path, work: Path, batch: int, steps: int, workers: int) -> float:
     sizes = json.loads((data / "final" / "sizes.json").read_text())
     total = sum(sizes.values())
-    epochs = -(-steps // (total // batch))
+    # An epoch of open_clip's webdataset loader is --train-num-samples: `steps` batches where the
+    # shards hold them, else whole epochs.
+    samples, epochs = (steps * batch, 1) if steps * batch <= total else (total, -(-steps // (total // batch)))
     shards = str(data / "final" / f"{{00000..{len(sizes) - 1:05d}}}.tar")
     subprocess.run([sys.executable, "-m", "open_clip_train.main", "--train-data", shards, "--dataset-type",
-                    "webdataset", "--train-num-samples", str(total), "--model", f"local-dir:{clip_config(work / 'cfg')}",
+                    "webdataset", "--train-num-samples", str(samples), "--model", f"local-dir:{clip_config(work / 'cfg')}",
                     "--batch-size", str(batch), "--epochs", str(epochs), "--workers", str(workers), "--device", "cpu",
                     "--lr", "1e-3", "--warmup", "10", "--logs", str(work), "--name", "clip", "--report-to", "",
                     "--log-every-n-steps", "1", "--save-frequency", "0"], check=True, capture_output=True)
