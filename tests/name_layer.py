@@ -19,7 +19,7 @@ Four networks from four seeds; the layer averages their probabilities.
 The screen (names.NameScreen) learns the layer's probabilities on the real-text sets' other
 texts (tests/namedev.py: unlabelled_texts), and the labels above where there are labels.
 
-    python tests/name_layer.py --mirrors /work/.mirror --out wukong_data/stages/filter
+    python tests/name_layer.py --mirrors MIRRORS --out wukong_data/stages/filter
 
 The text development set (tests/textdev.py) must exist: its captions are left out of training.
 """

@@ -10,7 +10,7 @@ repository (its README gives each source's licence and provenance). Its rows are
 
 Build it from the public repositories (bare git mirrors, as the search tool's fetch leaves them):
 
-    python tests/textdev.py build --mirrors /work/.mirror --out DIR
+    python tests/textdev.py build --mirrors MIRRORS --out DIR
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ any human-written text of the development set's `dev` part (image captions and e
 sentences, text that is neither sensitive nor NSFW) is dropped, and the file header lists it
 with the text it hit. The `held` part then measures what the pruned lists still reject.
 
-    python tests/wordlists.py build --mirrors /work/.mirror --out filters/
+    python tests/wordlists.py build --mirrors MIRRORS --out filters/
     python tests/wordlists.py measure --lists filters/
 """
 from __future__ import annotations
