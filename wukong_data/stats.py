@@ -84,13 +84,15 @@ def make_report(build_dir: str, html: Path | None = None, compare: str | None = 
         from .report.compare import collect_comparison
 
         report = collect_comparison(build_dir, compare)
+        shared = report if paths else _without_paths(report)
         if html is not None:
-            pages.write_comparison(report, html, report if paths else _without_paths(report))
-        return report if paths else _without_paths(report)
+            pages.write_comparison(report, html, shared)
+        return shared
     report = collect(build_dir, workers=workers)
+    shared = report if paths else _without_paths(report)
     if html is not None:
-        pages.write_report(report, html, report if paths else _without_paths(report))
-    return report if paths else _without_paths(report)
+        pages.write_report(report, html, shared)
+    return shared
 
 
 def _without_paths(report: dict) -> dict:
@@ -106,8 +108,6 @@ def _without_paths(report: dict) -> dict:
         if side in out:
             out[side] = {**out[side], "build": shareable(out[side]["build"])}
     return out
-
-
 
 
 def print_report(report: dict, console) -> None:

@@ -1,6 +1,7 @@
 """`wukong demo`: an offline end-to-end build over drawn images served from 127.0.0.1."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from importlib import resources
@@ -47,13 +48,11 @@ def run_demo(out: Path, workers: int = 2, ui: UI | None = None, force: bool = Fa
     build = BuildDir(out)
     build.prepare()
     port = 0 if force or not (build.root / "manifest.json").exists() else build.read_manifest().get("demo", {}).get("port", 0)
-    try:
-        server = serve(routes_of(samples), port=port)
-        base_url = server.__enter__()
-    except OSError:  # the port the earlier run used is taken: its URL list is of no use, start again
-        server, force = serve(routes_of(samples)), True
-        base_url = server.__enter__()
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            base_url = stack.enter_context(serve(routes_of(samples), port=port))
+        except OSError:  # the port the earlier run used is taken: its URL list is of no use, start again
+            base_url, force = stack.enter_context(serve(routes_of(samples))), True
         build.update_manifest(demo={"port": int(base_url.rsplit(":", 1)[1])})
         urls = build.root / "demo" / "urls.csv"
         write_url_list(samples, base_url, urls)
@@ -67,8 +66,6 @@ def run_demo(out: Path, workers: int = 2, ui: UI | None = None, force: bool = Fa
         recipe.score.bootstrap_steps = 0
         run_build(recipe, str(out), engine=make_engine("local", workers), force=force, ui=ui,
                   command=f"wukong demo --out {out}")
-    finally:
-        server.__exit__(None, None, None)
     render(collect(str(out), summaries=False), ui.console)
     ui.print(f"shards: {build.final_dir} (WebDataset .tar + .parquet, sizes.json)\n"
              f"open them: wukong_data.loaders.webdataset_pipeline('{build.root}') or "
