@@ -3,7 +3,7 @@ and the safety checks alone.
 
 Serves N 256-px JPEGs from a loopback server and crawls them, best of `--repeats`, in this
 process: with img2dataset's own `download()`, with `wukong build --stage crawl`, and with the
-crawl's driver (crawl_download.assemble/run) over the same prepared input with its guards and
+crawl's driver (crawl.CrawlJob and its shards mapped on the engine) over the same prepared input with its guards and
 without them (an unguarded subclass defined here: urllib's default opener, img2dataset's own
 resizer), in alternating order. `safety_cpu` breaks the checks down, in one process: the client
 thread's CPU per request through urllib's default opener and through fetch.guarded_opener, and
@@ -29,6 +29,8 @@ from wukong_data.engines import make_engine
 from wukong_data.pipeline import run_build
 from wukong_data.recipe import load
 from wukong_data.ui import UI, quiet_fds
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # bare img2dataset is imported here too: no update check
 
 SETTINGS = dict(image_size=256, resize_mode="keep_ratio", resize_only_if_bigger=True, encode_format="jpg",
                 encode_quality=95, skip_reencode=True, timeout=10, retries=0, processes=2, threads=32,
@@ -57,20 +59,19 @@ def bare_img2dataset(urls: Path, out: Path) -> float:
     return time.perf_counter() - start
 
 
-def driver_crawl(input_dir: Path, out: Path, cfg, guarded: bool) -> float:
-    """crawl_download's assembly over an already prepared input, guarded or not."""
-    from img2dataset.resizer import Resizer
-    from unguarded_downloader import Unguarded
+def driver_crawl(build: Path, out: Path, cfg, guarded: bool) -> float:
+    """The crawl stage's driver over a build's already prepared input, guarded or not."""
+    from unguarded_downloader import download_unguarded
 
-    from wukong_data.stages.crawl_download import assemble, run
+    from wukong_data.stages.crawl import CrawlJob, crawl_shards, download_shard
 
     out.mkdir(parents=True)
-    reader, downloader = assemble(input_dir, out, cfg, shard_digits=5)
-    if not guarded:
-        downloader.__class__, downloader.resizer.__class__ = Unguarded, Resizer
+    rows = [source["rows"] for source in json.loads((build / "input" / "_done.json").read_text())["sources"]]
+    job = CrawlJob(output_dir=out, tmp_dir=out / "_tmp", cfg=cfg, shard_digits=5, log=out.parent / f"{out.name}.log")
+    tasks = [(job, shard) for shard in crawl_shards(build / "input", rows, cfg.samples_per_shard)]
     start = time.perf_counter()
-    with quiet_fds(out.parent / f"{out.name}.log"):
-        run(reader, downloader, SETTINGS["processes"], "multiprocessing")
+    with make_engine("local", SETTINGS["processes"]) as engine:  # its pool starts here, as img2dataset's does
+        assert all(done for done, _ in engine.map(download_shard if guarded else download_unguarded, tasks))
     return time.perf_counter() - start
 
 
@@ -81,7 +82,8 @@ def wukong_crawl(urls: Path, out: Path) -> tuple[float, object]:
     for key, value in SETTINGS.items():
         setattr(recipe.crawl, key, value)
     start = time.perf_counter()
-    run_build(recipe, str(out), only=["crawl"], engine=make_engine("local", SETTINGS["processes"]), ui=UI(quiet=True))
+    with make_engine("local", SETTINGS["processes"]) as engine:
+        run_build(recipe, str(out), only=["crawl"], engine=engine, ui=UI(quiet=True))
     return time.perf_counter() - start, recipe
 
 
@@ -96,7 +98,8 @@ def export(recipe, build: Path, repeats: int) -> dict:
             shutil.rmtree(build / "final", ignore_errors=True)
             recipe.export.shuffle = shuffle
             start = time.perf_counter()
-            run_build(recipe, str(build), only=["export"], engine=make_engine("local", 2), ui=UI(quiet=True))
+            with make_engine("local", 2) as engine:
+                run_build(recipe, str(build), only=["export"], engine=engine, ui=UI(quiet=True))
             seconds = time.perf_counter() - start
             rows = sum(json.loads((build / "final" / "sizes.json").read_text()).values())
             size = sum(p.stat().st_size for p in (build / "final").glob("[0-9]*.*"))
@@ -204,7 +207,7 @@ def main() -> None:
                 # alternating order.
                 for guarded in ((True, False) if r % 2 == 0 else (False, True)):
                     name = "driver_guarded" if guarded else "driver_unguarded"
-                    runs[name].append(driver_crawl(work / "ours0" / "input", work / f"{name}{r}", recipe.crawl, guarded))
+                    runs[name].append(driver_crawl(work / "ours0", work / f"{name}{r}", recipe.crawl, guarded))
             best = {name: min(times) for name, times in runs.items()}
             result["rows_per_s"] = {name: round(args.rows / t, 1) for name, t in best.items()}
             result["wukong_over_img2dataset_time_ratio"] = round(best["wukong"] / best["img2dataset"], 3)

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -6,8 +7,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from wukong_data.demo import demo_samples, routes_of, write_url_list
-from wukong_data.demo.server import serve
+# Tests import img2dataset here too (test_adopt runs its download): albumentations must not
+# check the network for updates at import.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from wukong_data.demo import demo_samples, routes_of, write_url_list  # noqa: E402
+from wukong_data.demo.server import serve  # noqa: E402
 
 ASSETS = Path(__file__).parent / "assets"
 

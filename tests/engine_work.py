@@ -1,5 +1,6 @@
 """Functions the local engine's tests map in worker processes (importable by spawned workers)."""
 import os
+import sys
 import time
 
 
@@ -13,3 +14,11 @@ def fail_first(item: int) -> int:
         raise ValueError("task 0 failed")
     time.sleep(1.0)
     return item
+
+
+def pid_and_imported(seconds: float) -> tuple[int, bool]:
+    """This worker's pid, and whether an earlier task had imported colorsys here."""
+    time.sleep(seconds)
+    seen = "colorsys" in sys.modules
+    import colorsys  # noqa: F401
+    return os.getpid(), seen

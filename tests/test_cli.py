@@ -43,7 +43,7 @@ def test_ctrl_c_during_the_crawl_is_an_interruption(samples, tmp_path):
         write_url_list(samples, base_url, urls)
         out = tmp_path / "b"
         proc = subprocess.Popen([sys.executable, "-m", "wukong_data", "build", "demo", "--input", str(urls), "--out",
-                                 str(out), "--quiet", "--workers", "1"], stderr=subprocess.PIPE, text=True)
+                                 str(out), "--quiet", "--workers", "2"], stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while not (out / "crawl" / "_tmp").exists():  # img2dataset is under way
             assert proc.poll() is None and time.monotonic() < deadline

@@ -130,7 +130,8 @@ def test_same_decisions_for_any_partition_count(builds, partitions, tmp_path):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     recipe = parse(tomllib.loads(RECIPE.replace("[dedupe]", f"[dedupe]\npartitions = {partitions}")), "test",
                    builds[2].parent)
-    DedupeStage().run(StageContext(BuildDir(out), recipe, LocalEngine(1), UI(quiet=True)))
+    with LocalEngine(1) as engine:
+        DedupeStage().run(StageContext(BuildDir(out), recipe, engine, UI(quiet=True)))
     assert json.loads((dedupe / "_partitions.json").read_text())["partitions"] == partitions
     assert _decisions(out).equals(_decisions(builds[2]))
 

@@ -38,7 +38,8 @@ def test_keep_top_fraction_by_radix_selection_equals_a_global_sort(tmp_path, fra
     scored = frame.filter(pl.col("filip_score").is_not_nan())
     keep = round(fraction * scored.height)
     expected = set(scored.sort(["filip_score", "key"], descending=[True, False])["key"][:keep])
-    cutoff = select.kth(LocalEngine(1), paths, keep)
+    with LocalEngine(1) as engine:
+        cutoff = select.kth(engine, paths, keep)
     reasons = decide(frame, 0.0, cutoff)
     assert set(frame.filter(reasons.is_null())["key"]) == expected
     assert (reasons == "decode_failed").sum() == 40
@@ -130,11 +131,11 @@ def test_representative_columns_read_by_rows_give_what_a_full_load_gives(tmp_pat
 
 
 def test_the_local_engine_runs_no_more_calls_at_once_than_memory_holds():
-    engine = LocalEngine(2)
-    apart = set(engine.map(_pid, range(4)))
-    assert os.getpid() not in apart  # two worker processes
-    # A call holding more than the machine has available runs alone, in this process.
-    assert set(engine.map(_pid, range(4), resources=Resources(memory=available_memory() + 1))) == {os.getpid()}
+    with LocalEngine(2) as engine:
+        apart = set(engine.map(_pid, range(4)))
+        assert os.getpid() not in apart  # worker processes
+        # A call holding more than the machine has available runs alone, in this process.
+        assert set(engine.map(_pid, range(4), resources=Resources(memory=available_memory() + 1))) == {os.getpid()}
 
 
 def _pid(_) -> int:

@@ -153,8 +153,8 @@ def test_force_stops_when_it_cannot_remove_what_it_redoes(rules_build, rules_rec
         raise PermissionError(13, "Permission denied", str(p))
 
     monkeypatch.setattr(shutil_module, "rmtree", refuse)
-    with pytest.raises(UserError, match="could not remove it"):
-        run_build(recipes.load(str(rules_recipe)), str(build), only=["export"], engine=LocalEngine(1),
+    with LocalEngine(1) as engine, pytest.raises(UserError, match="could not remove it"):
+        run_build(recipes.load(str(rules_recipe)), str(build), only=["export"], engine=engine,
                   force=True, ui=UI(quiet=True))
 
 

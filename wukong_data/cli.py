@@ -82,12 +82,9 @@ def build(
         if ray_address and engine != "ray":
             raise UserError("--ray-address needs --engine ray")
         ui = UI(quiet)
-        runner = make_engine(engine, workers or r.crawl.processes, ray_address)
-        try:
+        with make_engine(engine, workers or r.crawl.processes, ray_address) as runner:
             built = run_build(r, out or str(Path("build") / r.name), only=stage or None, engine=runner, limit=limit,
                               force=force, ui=ui, command=shlex.join(["wukong", *sys.argv[1:]]))
-        finally:
-            runner.close()
         render(collect(built.root, summaries=False), ui.console)
 
     _run(go)

@@ -64,8 +64,8 @@ def run_demo(out: Path, workers: int = 2, ui: UI | None = None, force: bool = Fa
         # trained on the spot: `wukong build demo --input YOUR_URLS` trains its own.
         recipe.score.checkpoint = str(resources.files(__package__) / "scorer")
         recipe.score.bootstrap_steps = 0
-        run_build(recipe, str(out), engine=make_engine("local", workers), force=force, ui=ui,
-                  command=f"wukong demo --out {out}")
+        with make_engine("local", workers) as engine:
+            run_build(recipe, str(out), engine=engine, force=force, ui=ui, command=f"wukong demo --out {out}")
     render(collect(str(out), summaries=False), ui.console)
     ui.print(f"shards: {build.final_dir} (WebDataset .tar + .parquet, sizes.json)\n"
              f"open them: wukong_data.loaders.webdataset_pipeline('{build.root}') or "

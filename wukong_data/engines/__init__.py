@@ -68,7 +68,13 @@ class Engine:
         return results
 
     def close(self) -> None:
-        """Release what the engine started (a local Ray)."""
+        """Release what the engine started (its process pools, a local Ray)."""
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class _Indexed:

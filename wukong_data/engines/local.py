@@ -9,6 +9,10 @@ from . import CPU, Engine, Resources, available_memory, grant_threads
 
 
 def _gpu_count() -> int:
+    """GPUs this process may use. A machine without a GPU driver's device files has none: the
+    driver then skips importing torch to ask (seconds, for every build)."""
+    if not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/kfd")):
+        return 0
     try:
         import torch
 
@@ -29,44 +33,78 @@ class LocalEngine(Engine):
     """A process pool on one machine. Work that asks for a GPU runs in as many processes as there
     are GPUs (each process loads its model once); on a machine without one, on the CPU workers.
     Work that states its memory runs in no more processes than the machine's available memory
-    holds (one at least)."""
+    holds (one at least); where that is one, in this process.
+
+    The pool outlives the map that started it and serves every later map of the same shape (size,
+    threads, GPUs) until `close`: a build's stages pay for starting processes and importing their
+    libraries (torch, img2dataset: seconds each) once, not once per map. A map of another shape
+    replaces it: there is never more than one pool."""
 
     name = "local"
-    img2dataset_distributor = "multiprocessing"
 
     def __init__(self, workers: int):
         self.workers = max(1, workers)
+        self._pool: ProcessPoolExecutor | None = None
+        self._shape: tuple = ()
 
-    def _workers(self, resources: Resources, n_items: int) -> int:
+    def _workers(self, resources: Resources) -> int:
         workers = self.workers
         if resources.gpus:
             workers = min(workers, _gpu_count() or workers)
         if resources.memory:
             workers = min(workers, max(1, available_memory() // resources.memory))
-        return min(workers, max(1, n_items))
+        return workers
 
     def imap(self, fn: Callable, items: Iterable, resources: Resources = CPU) -> Iterator:
         """fn(item) for every item, yielded as each finishes (any order): for results that are
         combined as they come and need not all be held."""
         items = list(items)
-        workers = self._workers(resources, len(items))
-        if workers == 1:
+        if not items:
+            return
+        workers = self._workers(resources)
+        if workers == 1 and resources.memory:
+            # The memory holds one call at a time: it runs here, once the pool's processes (and
+            # what they hold) are gone.
+            self.close()
             yield from map(fn, items)
             return
-        # spawn, not fork: the parent may hold threads (progress bars) that fork would copy mid-lock.
-        context = get_context("spawn")
-        devices = None
-        if resources.gpus and _gpu_count():
-            devices = context.Queue()
-            for i in range(workers):
-                devices.put(i)
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                 initargs=(resources.cpus, devices)) as pool:
-            futures = [pool.submit(fn, item) for item in items]
-            try:
-                for future in as_completed(futures):
-                    yield future.result()
-            except BaseException:
-                # A failed task ends the map now: the queued ones are dropped, not run first.
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+        on_gpus = bool(resources.gpus and _gpu_count())
+        shape = (workers, resources.cpus, on_gpus)
+        if self._pool is None or self._shape != shape:
+            self.close()
+            self._pool, self._shape = _start_pool(*shape), shape
+        futures = [self._pool.submit(fn, item) for item in items]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            # A failed, interrupted (Ctrl-C) or abandoned map ends now: its queued tasks are
+            # dropped and its running ones stopped (every output is written under a temporary
+            # name first), with the pool. Waiting could be forever: img2dataset's downloader
+            # hangs once interrupted.
+            self._stop()
+            raise
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _stop(self) -> None:
+        if self._pool is not None:
+            # ProcessPoolExecutor.kill_workers() arrives in Python 3.14; until then its processes.
+            for process in list(self._pool._processes.values()):
+                process.kill()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _start_pool(workers: int, cpus: float, on_gpus: bool) -> ProcessPoolExecutor:
+    # spawn, not fork: the parent may hold threads (progress bars) that fork would copy mid-lock.
+    context = get_context("spawn")
+    devices = None
+    if on_gpus:
+        devices = context.Queue()
+        for i in range(workers):
+            devices.put(i)
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(cpus, devices))

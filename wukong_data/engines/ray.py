@@ -19,7 +19,6 @@ from . import CPU, Engine, Resources
 
 class RayEngine(Engine):
     name = "ray"
-    img2dataset_distributor = "ray"
 
     def __init__(self, workers: int, address: str | None = None, max_retries: int = 3):
         import ray

@@ -144,8 +144,9 @@ def scan(build: BuildDir, manifest: dict, workers: int = 1, rows_per_batch: int 
                         _fraction(WORD_SAMPLE, kept_rows), _fraction(GROUP_SAMPLE, dup_rows), kept_samples, per_reason)
     acc = Accumulator(settings)
     tasks = [(settings, tuple(b)) for b in batches(shards, max(1, rows_per_batch // recipe["crawl"]["samples_per_shard"]))]
-    for found in make_engine("local", workers).imap(scan_batch, tasks):
-        acc.merge(found)
+    with make_engine("local", workers) as engine:
+        for found in engine.imap(scan_batch, tasks):
+            acc.merge(found)
     return {
         "columns": _distributions(acc, recipe),
         "languages": _languages(acc.languages),

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -17,10 +19,12 @@ from ..build import BuildDir, Counts, KeyLayout, atomic_path, write_json_atomic
 from ..errors import Incomplete, UserError
 from ..fetch import BLOCKED_MESSAGE
 from ..readers import read_inputs
-from ..ui import quiet_fds
+from ..recipe import CrawlConfig
+from ..storage import remove
 from . import StageContext
 
 _INPUT_DONE = "_done.json"
+_TMP = "_tmp"  # img2dataset's working folder in the crawl folder: its input shards, shards being written
 # The error texts our code and img2dataset's give these cases; a server cannot forge them (its
 # words appear only after "HTTP Error NNN: ").
 _BLOCKED_ERROR = f"<urlopen error {BLOCKED_MESSAGE} "
@@ -48,12 +52,44 @@ def write_counts(task: tuple[str, str]) -> None:
     write_json_atomic(build.stage_dir("crawl") / f"{shard}.counts.json", Counts.of(reasons).to_dict())
 
 
-def _ray_task_failed(err: Exception) -> bool:
-    try:
-        from ray.exceptions import RayError
-    except ImportError:
-        return False
-    return isinstance(err, RayError)
+@dataclass(frozen=True)
+class CrawlJob:
+    """A build's crawl as img2dataset's parts need it (crawl_download.py builds them from it in
+    each worker): small and picklable, so the driver never imports img2dataset."""
+
+    output_dir: Path
+    tmp_dir: Path
+    cfg: CrawlConfig
+    shard_digits: int
+    log: Path
+
+
+@dataclass(frozen=True)
+class CrawlShard:
+    """Rows [begin, end) of an input file: crawl shard `id` (ids run on across the input files,
+    `samples_per_shard` rows each, the last of a file shorter)."""
+
+    id: int
+    input_file: Path
+    begin: int
+    end: int
+
+
+def crawl_shards(input_dir: Path, rows_per_file: list[int], samples_per_shard: int) -> list[CrawlShard]:
+    shards = []
+    for i, rows in enumerate(rows_per_file):
+        for begin in range(0, rows, samples_per_shard):
+            shards.append(CrawlShard(len(shards), input_dir / f"{i:05d}.parquet", begin,
+                                     min(rows, begin + samples_per_shard)))
+    return shards
+
+
+def download_shard(task: tuple[CrawlJob, CrawlShard]) -> tuple[bool, CrawlShard]:
+    """One shard through our downloader, in a worker: (done, the shard)."""
+    from .crawl_download import download, downloader
+
+    job, shard = task
+    return download(downloader(job), shard), shard
 
 
 class CrawlStage:
@@ -75,36 +111,34 @@ class CrawlStage:
         if adopted:
             raise UserError(f"{ctx.build.root}: its crawl was adopted from {adopted['from_crawl']}; pass --force "
                             f"to crawl the URL list instead")
-        n_rows, n_shards = self._prepare_input(ctx)
+        rows_per_file = self._prepare_input(ctx)
         ctx.build.log_dir.mkdir(parents=True, exist_ok=True)
-        # img2dataset retries a failed shard under multiprocessing, not under its ray distributor:
-        # there, each pass over the shards still missing is a retry (incremental mode skips the rest).
-        passes = 1 + (ctx.recipe.crawl.shard_retries if ctx.engine.img2dataset_distributor == "ray" else 0)
-        for _ in range(passes):
-            if len(ctx.build.crawl_shards()) >= n_shards:
-                break
-            try:
-                self._download(ctx, n_rows, n_shards)
-            except Exception as err:  # noqa: BLE001 - only a Ray task's failure is a shard to retry
-                if not _ray_task_failed(err):
-                    raise
-        shards = ctx.build.crawl_shards()
-        missing = n_shards - len(shards)
+        shards = crawl_shards(ctx.build.input_dir, rows_per_file, ctx.recipe.crawl.samples_per_shard)
+        done = set(ctx.build.crawl_shards())
+        todo = [s for s in shards if f"{s.id:0{ctx.build.layout.shard_digits}d}" not in done]
+        if todo:
+            crawl = ctx.build.stage_dir("crawl")
+            job = CrawlJob(output_dir=crawl, tmp_dir=crawl / _TMP, cfg=ctx.recipe.crawl,
+                           shard_digits=ctx.build.layout.shard_digits, log=ctx.build.log_dir / "crawl.log")
+            self._download(ctx, job, todo, sum(rows_per_file))
+        n_shards = len(shards)
+        missing = n_shards - len(ctx.build.crawl_shards())
         if missing:
             raise Incomplete(
                 f"crawl incomplete: {missing} of {n_shards} shards failed; run the same command again to "
                 f"retry them (details in {ctx.build.log_dir / 'crawl.log'})"
             )
 
-    def _prepare_input(self, ctx: StageContext) -> tuple[int, int]:
-        """Write DIR/input/NNNNN.parquet, one per input file; skipped when already done for this input."""
+    def _prepare_input(self, ctx: StageContext) -> list[int]:
+        """Write DIR/input/NNNNN.parquet, one per input file, a row group per crawl shard; skipped
+        when already done for this input. Returns the rows of each."""
         build, cfg = ctx.build, ctx.recipe.input
         spec = {"input": vars(cfg).copy(), "limit": ctx.limit, "samples_per_shard": ctx.recipe.crawl.samples_per_shard}
         done_path = build.input_dir / _INPUT_DONE
         if done_path.exists():
             done = json.loads(done_path.read_text(encoding="utf-8"))
             if done["spec"] == spec:
-                return done["rows"], done["shards"]
+                return [source["rows"] for source in done["sources"]]
             if build.crawl_shards():
                 raise UserError(
                     f"{build.root}: this build was crawled from other input or settings "
@@ -115,23 +149,23 @@ class CrawlStage:
             old.unlink()
         rows = shards = 0
         sources = []
+        samples_per_shard = ctx.recipe.crawl.samples_per_shard
         for i, (source, table) in enumerate(read_inputs(cfg, ctx.limit)):
             with atomic_path(build.input_dir / f"{i:05d}.parquet") as tmp:
-                pq.write_table(table, tmp)
+                pq.write_table(table, tmp, row_group_size=samples_per_shard)
             rows += table.num_rows
-            # img2dataset cuts each input file into its own shards.
-            shards += math.ceil(table.num_rows / ctx.recipe.crawl.samples_per_shard)
+            shards += math.ceil(table.num_rows / samples_per_shard)  # each input file is cut on its own
             sources.append({"file": source, "rows": table.num_rows})
         if not rows:
             raise UserError(f"{cfg.path}: the input holds no rows (only a header?)")
         layout = KeyLayout.for_crawl(shards, ctx.recipe.crawl.samples_per_shard)
         build.update_manifest(keys={"shard_digits": layout.shard_digits, "row_digits": layout.row_digits})
         write_json_atomic(done_path, {"spec": spec, "rows": rows, "shards": shards, "sources": sources})
-        return rows, shards
+        return [source["rows"] for source in sources]
 
-    def _download(self, ctx: StageContext, n_rows: int, n_shards: int) -> None:
-        from .crawl_download import download  # heavy import (cv2, albumentations): only when crawling
-
+    def _download(self, ctx: StageContext, job: CrawlJob, shards: list[CrawlShard], n_rows: int) -> None:
+        """Every shard not yet complete, on the engine; a shard whose download failed as a whole is
+        tried again `shard_retries` times at most (one still missing then fails the crawl)."""
         build = ctx.build
         stop = threading.Event()
 
@@ -154,9 +188,12 @@ class CrawlStage:
             poller = threading.Thread(target=poll, daemon=True)
             poller.start()
             try:
-                with quiet_fds(build.log_dir / "crawl.log"):
-                    download(build.input_dir, build.stage_dir("crawl"), ctx.recipe.crawl, processes=ctx.engine.workers,
-                             distributor=ctx.engine.img2dataset_distributor, shard_digits=build.layout.shard_digits)
+                for _ in range(1 + ctx.recipe.crawl.shard_retries):
+                    if not shards:
+                        break
+                    shards = [shard for done, shard in ctx.engine.map(download_shard, [(job, s) for s in shards])
+                              if not done]
+                remove(job.tmp_dir)
             finally:
                 stop.set()
                 poller.join()
