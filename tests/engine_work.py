@@ -22,3 +22,9 @@ def pid_and_imported(seconds: float) -> tuple[int, bool]:
     seen = "colorsys" in sys.modules
     import colorsys  # noqa: F401
     return os.getpid(), seen
+
+
+def sleep_and_report(seconds: float) -> None:
+    """Print this worker's pid, then sleep."""
+    print(os.getpid(), flush=True)
+    time.sleep(seconds)

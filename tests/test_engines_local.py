@@ -1,6 +1,9 @@
 """The local engine: GPU work gets a device per worker, a failed task ends the map at once, and
 a build's maps share one set of worker processes."""
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +47,27 @@ def test_later_maps_run_in_the_workers_the_first_started_until_close():
     third = engine.map(engine_work.pid_and_imported, [0.3] * 4)  # closed: started again
     engine.close()
     assert not {pid for pid, _ in third} & {pid for pid, _ in other}
+
+
+def test_workers_end_when_their_driver_is_killed():
+    """A driver killed outright takes its workers with it: none keeps running its task into the
+    build the next run resumes."""
+    driver = subprocess.Popen([sys.executable, "-c", "import engine_work\n"
+                               "from wukong_data.engines.local import LocalEngine\n"
+                               "LocalEngine(2).map(engine_work.sleep_and_report, [60.0] * 2)"],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent)
+    workers = [int(driver.stdout.readline()) for _ in range(2)]
+    driver.kill()
+    driver.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Callable, Iterable, Iterator
@@ -22,11 +24,20 @@ def _gpu_count() -> int:
 
 
 def _start_worker(cpus: float, devices) -> None:
-    """A worker's set-up, before its libraries load: its threads, and for GPU work its own GPU
-    (each worker takes the next device id from the queue and sees only that device)."""
+    """A worker's set-up, before its libraries load: its threads, for GPU work its own GPU (each
+    worker takes the next device id from the queue and sees only that device), and its end when
+    the driver's: a driver killed outright (SIGKILL, OOM) would otherwise leave it running its
+    task into the build that the next run resumes, then idle for ever."""
     grant_threads(cpus)
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(devices.get())
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with(driver: int) -> None:
+    while os.getppid() == driver:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 class LocalEngine(Engine):
