@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from wukong_data.engines import CPU, _Indexed
+from wukong_data.engines.base import CPU, _Indexed
 from wukong_data.engines.local import LocalEngine
 from wukong_data.recipe import DedupeConfig
 

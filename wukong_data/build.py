@@ -25,6 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from .errors import UserError
+from .reasons import crawl_reason
 from .storage import atomic_path, is_local, path, remove_stale_tmp, temporary_path, uri
 
 __all__ = ["atomic_path", "remove_stale_tmp", "temporary_path", "write_json_atomic", "BuildDir", "Counts", "KeyLayout"]
@@ -250,8 +251,6 @@ class BuildDir:
         """key, reason (null = kept) and the stage's columns, for each row that entered `stage`.
         The crawl's reasons are derived from img2dataset's status columns."""
         if stage == "crawl":
-            from .stages.crawl import crawl_reason
-
             return self.scan_crawl(shard).select("key", crawl_reason().alias("reason"))
         return pl.scan_parquet(uri(self.decision_path(stage, shard)))
 

@@ -1,4 +1,8 @@
-"""The one registry of reason codes a stage may give a rejected row."""
+"""The one registry of reason codes a stage may give a rejected row, and how the crawl's are read
+from img2dataset's status columns."""
+import polars as pl
+
+from .fetch import BLOCKED_MESSAGE
 
 REASONS: dict[str, str] = {
     # crawl
@@ -33,3 +37,22 @@ def check(reason: str) -> str:
     if reason not in REASONS:
         raise ValueError(f"unregistered reason code {reason!r}")
     return reason
+
+
+# The error texts our code and img2dataset's give these cases; a server cannot forge them (its
+# words appear only after "HTTP Error NNN: ").
+_BLOCKED_ERROR = f"<urlopen error {BLOCKED_MESSAGE} "
+_OPTED_OUT_ERROR = "Use of image disallowed by X-Robots-Tag directive"
+
+
+def crawl_reason() -> pl.Expr:
+    """The reason code of a crawled row, from img2dataset's status and error columns."""
+    status, error = pl.col("status"), pl.col("error_message").fill_null("")
+    return (
+        pl.when(pl.col("url") == "").then(pl.lit("invalid_url"))
+        .when(status == "success").then(pl.lit(None, pl.String))
+        .when(error.str.starts_with(_BLOCKED_ERROR)).then(pl.lit("blocked_address"))
+        .when(error == _OPTED_OUT_ERROR).then(pl.lit("opted_out"))
+        .when(status == "failed_to_resize").then(pl.lit("decode_failed"))
+        .otherwise(pl.lit("download_failed"))
+    )

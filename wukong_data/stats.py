@@ -16,30 +16,8 @@ from rich.table import Table
 from .build import BuildDir
 from .storage import shareable
 from .recipe import stages_before
+from .report.funnel import SCHEMA_VERSION, funnel
 from .report.svg import compact
-
-SCHEMA_VERSION = 1
-
-
-def funnel(manifest: dict) -> list[dict]:
-    """Per stage: status, and once done rows in, kept, rejected per reason, each also as a
-    fraction of the build's input rows."""
-    statuses = manifest.get("stages", {})
-    input_rows = statuses.get("crawl", {}).get("rows_in")
-    out = []
-    for stage in manifest["recipe"]["stages"]:
-        status = statuses.get(stage, {})
-        entry = {"stage": stage, "status": status.get("status", "pending")}
-        if entry["status"] in ("failed", "interrupted"):
-            entry.update(error=status.get("error"), resume=status.get("resume"))
-        if entry["status"] == "done":
-            entry.update({k: status[k] for k in ("rows_in", "kept", "rejected", "shards") if k in status})
-            if input_rows:
-                entry["kept_of_input"] = round(entry["kept"] / input_rows, 6)
-                entry["rejected_of_input"] = {r: round(n / input_rows, 6) for r, n in entry["rejected"].items()}
-        out.append(entry)
-    return out
-
 
 def collect(build_dir: str, summaries: bool = True, workers: int = 1) -> dict:
     """The report of a build as a JSON-ready dict (its schema: README, "wukong stats"). Without

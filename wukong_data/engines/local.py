@@ -7,7 +7,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Callable, Iterable, Iterator
 
-from . import CPU, Engine, Resources, available_memory, grant_threads
+from .base import CPU, Engine, Resources, available_memory, grant_threads
 
 
 def _gpu_count() -> int:

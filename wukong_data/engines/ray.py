@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Iterator
 
 from ..errors import Incomplete
-from . import CPU, Engine, Resources
+from .base import CPU, Engine, Resources
 
 
 class RayEngine(Engine):

@@ -1,5 +1,7 @@
 """`wukong stats`: a curator's report of a build, in bounded memory at any row count
-(wukong_data/stats.py gives the funnel, assembles the report and prints it).
+(wukong_data/stats.py assembles the report and prints it).
+
+    funnel.py    each stage's rows in, kept and rejected per reason, from the manifest alone
 
     rows.py      one row per crawled row, each finished stage's reason and columns joined per
                  batch of shards, and its fate (kept, or the first stage/reason that rejected it)

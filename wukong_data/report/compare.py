@@ -12,9 +12,9 @@ import polars as pl
 
 from ..build import BuildDir
 from ..errors import UserError
-from ..stats import SCHEMA_VERSION, funnel
 from . import metrics as M
 from .collect import KEPT_SAMPLES, _hash, evidence, sample_rows
+from .funnel import SCHEMA_VERSION, funnel
 from .images import read_crawled
 from .rows import KEPT, batches, fates, finished_stages, read_rows
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import polars as pl
 
 from ..build import BuildDir
+from ..reasons import crawl_reason
 from ..storage import uri
-from ..stages.crawl import crawl_reason
 
 KEPT = "kept"
 

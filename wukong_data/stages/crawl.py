@@ -1,8 +1,9 @@
-"""Crawl: normalise the URL lists, download with img2dataset, derive a reason for every row.
+"""Crawl: normalise the URL lists, download with img2dataset, count a reason for every row.
 
-img2dataset does the downloading (threads, processes, retries, resizing, X-Robots-Tag opt-outs,
-incremental resume), with our guards on every connection and image (crawl_download.py, fetch.py);
-this module prepares its input and reads its output.
+img2dataset's downloader does the downloading (threads, retries, resizing, X-Robots-Tag opt-outs),
+with our guards on every connection and image (crawl_download.py, fetch.py), in the engine's
+workers. This module prepares its input (a Parquet row group per shard), maps the shards not yet
+complete on the engine, and counts each shard's reasons (reasons.crawl_reason).
 """
 from __future__ import annotations
 
@@ -12,12 +13,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import polars as pl
 import pyarrow.parquet as pq
 
 from ..build import BuildDir, Counts, KeyLayout, atomic_path, write_json_atomic
 from ..errors import Incomplete, UserError
-from ..fetch import BLOCKED_MESSAGE
 from ..readers import read_inputs
 from ..recipe import CrawlConfig
 from ..storage import remove
@@ -25,25 +24,6 @@ from . import StageContext
 
 _INPUT_DONE = "_done.json"
 _TMP = "_tmp"  # img2dataset's working folder in the crawl folder: its input shards, shards being written
-# The error texts our code and img2dataset's give these cases; a server cannot forge them (its
-# words appear only after "HTTP Error NNN: ").
-_BLOCKED_ERROR = f"<urlopen error {BLOCKED_MESSAGE} "
-_OPTED_OUT_ERROR = "Use of image disallowed by X-Robots-Tag directive"
-
-
-def crawl_reason() -> pl.Expr:
-    """The reason code of a crawled row, from img2dataset's status and error columns."""
-    status, error = pl.col("status"), pl.col("error_message").fill_null("")
-    return (
-        pl.when(pl.col("url") == "").then(pl.lit("invalid_url"))
-        .when(status == "success").then(pl.lit(None, pl.String))
-        .when(error.str.starts_with(_BLOCKED_ERROR)).then(pl.lit("blocked_address"))
-        .when(error == _OPTED_OUT_ERROR).then(pl.lit("opted_out"))
-        .when(status == "failed_to_resize").then(pl.lit("decode_failed"))
-        .otherwise(pl.lit("download_failed"))
-    )
-
-
 def write_counts(task: tuple[str, str]) -> None:
     """The counts file of one crawl shard (its reasons derived from img2dataset's status)."""
     root, shard = task
