@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import final_bytes, wukong
+from wukong_data.build import BuildDir
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
@@ -59,6 +60,8 @@ def test_build_on_s3_gives_the_local_shards_and_loads_back(s3, rules_recipe, url
     remote = {p.rsplit("/", 1)[1]: s3.cat(p) for p in s3.glob("wukong/builds/b/final/[0-9]*.*")}
     assert remote == final_bytes(rules_build)
     assert not s3.glob("wukong/builds/b/**/.*tmp*")
+    # img2dataset's output lands in the build; no scratch is left in the system's temp folder.
+    assert s3.exists("wukong/builds/b/logs/crawl.log") and not BuildDir(out).log_dir.exists()
     rows = scan_parquet(out).select("key", "caption").collect()
     pairs = list(webdataset_pipeline(out))
     assert len(pairs) == rows.height == pl.scan_parquet(str(rules_build / "final" / "*.parquet")).select(pl.len()).collect().item()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -140,11 +141,28 @@ class BuildDir:
         return self.root / "final"
 
     @property
+    def logs(self):
+        """DIR/logs: libraries' own output (img2dataset's)."""
+        return self.root / "logs"
+
+    @property
     def log_dir(self) -> Path:
-        """Libraries' own output (img2dataset's): a local folder, in the build when it is local."""
+        """Where libraries write their output while a stage runs: a local folder, DIR/logs when the
+        build is local; for a remote build a scratch folder that publish_logs empties into it."""
         if is_local(self.root):
-            return Path(self.root) / "logs"
+            return Path(self.logs)
         return Path(tempfile.gettempdir()) / "wukong-logs" / hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
+
+    def publish_logs(self) -> None:
+        """A remote build's scratch logs appended to its DIR/logs, and the scratch folder removed."""
+        scratch = self.log_dir
+        if is_local(self.root) or not scratch.exists():
+            return
+        for log in scratch.iterdir():
+            target = self.logs / log.name
+            earlier = target.read_bytes() if target.exists() else b""
+            target.write_bytes(earlier + log.read_bytes())
+        shutil.rmtree(scratch)
 
     # --- manifest -------------------------------------------------------------------------
 

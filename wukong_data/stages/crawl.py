@@ -100,13 +100,16 @@ class CrawlStage:
             crawl = ctx.build.stage_dir("crawl")
             job = CrawlJob(output_dir=crawl, tmp_dir=crawl / _TMP, cfg=ctx.recipe.crawl,
                            shard_digits=ctx.build.layout.shard_digits, log=ctx.build.log_dir / "crawl.log")
-            self._download(ctx, job, todo, sum(rows_per_file))
+            try:
+                self._download(ctx, job, todo, sum(rows_per_file))
+            finally:
+                ctx.build.publish_logs()
         n_shards = len(shards)
         missing = n_shards - len(ctx.build.crawl_shards())
         if missing:
             raise Incomplete(
                 f"crawl incomplete: {missing} of {n_shards} shards failed; run the same command again to "
-                f"retry them (details in {ctx.build.log_dir / 'crawl.log'})"
+                f"retry them (details in {ctx.build.logs / 'crawl.log'})"
             )
 
     def _prepare_input(self, ctx: StageContext) -> list[int]:
