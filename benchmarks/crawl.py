@@ -63,12 +63,12 @@ def driver_crawl(build: Path, out: Path, cfg, guarded: bool) -> float:
     """The crawl stage's driver over a build's already prepared input, guarded or not."""
     from unguarded_downloader import download_unguarded
 
-    from wukong_data.stages.crawl import CrawlJob, crawl_shards, download_shard
+    from wukong_data.stages.crawl import CrawlJob, download_shard, input_shards
 
     out.mkdir(parents=True)
     rows = [source["rows"] for source in json.loads((build / "input" / "_done.json").read_text())["sources"]]
     job = CrawlJob(output_dir=out, tmp_dir=out / "_tmp", cfg=cfg, shard_digits=5, log=out.parent / f"{out.name}.log")
-    tasks = [(job, shard) for shard in crawl_shards(build / "input", rows, cfg.samples_per_shard)]
+    tasks = [(job, shard) for shard in input_shards(build / "input", rows, cfg.samples_per_shard)]
     start = time.perf_counter()
     with make_engine("local", SETTINGS["processes"]) as engine:  # its pool starts here, as img2dataset's does
         assert all(done for done, _ in engine.map(download_shard if guarded else download_unguarded, tasks))

@@ -141,7 +141,7 @@ class BuildDir:
         return self.root / "final"
 
     @property
-    def logs(self):
+    def logs(self) -> Path:
         """DIR/logs: libraries' own output (img2dataset's)."""
         return self.root / "logs"
 

@@ -24,6 +24,8 @@ from . import StageContext
 
 _INPUT_DONE = "_done.json"
 _TMP = "_tmp"  # img2dataset's working folder in the crawl folder: its input shards, shards being written
+
+
 def write_counts(task: tuple[str, str]) -> None:
     """The counts file of one crawl shard (its reasons derived from img2dataset's status)."""
     root, shard = task
@@ -55,7 +57,7 @@ class CrawlShard:
     end: int
 
 
-def crawl_shards(input_dir: Path, rows_per_file: list[int], samples_per_shard: int) -> list[CrawlShard]:
+def input_shards(input_dir: Path, rows_per_file: list[int], samples_per_shard: int) -> list[CrawlShard]:
     shards = []
     for i, rows in enumerate(rows_per_file):
         for begin in range(0, rows, samples_per_shard):
@@ -92,11 +94,11 @@ class CrawlStage:
             raise UserError(f"{ctx.build.root}: its crawl was adopted from {adopted['from_crawl']}; pass --force "
                             f"to crawl the URL list instead")
         rows_per_file = self._prepare_input(ctx)
-        ctx.build.log_dir.mkdir(parents=True, exist_ok=True)
-        shards = crawl_shards(ctx.build.input_dir, rows_per_file, ctx.recipe.crawl.samples_per_shard)
+        shards = input_shards(ctx.build.input_dir, rows_per_file, ctx.recipe.crawl.samples_per_shard)
         done = set(ctx.build.crawl_shards())
         todo = [s for s in shards if f"{s.id:0{ctx.build.layout.shard_digits}d}" not in done]
         if todo:
+            ctx.build.log_dir.mkdir(parents=True, exist_ok=True)
             crawl = ctx.build.stage_dir("crawl")
             job = CrawlJob(output_dir=crawl, tmp_dir=crawl / _TMP, cfg=ctx.recipe.crawl,
                            shard_digits=ctx.build.layout.shard_digits, log=ctx.build.log_dir / "crawl.log")

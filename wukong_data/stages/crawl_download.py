@@ -42,8 +42,9 @@ from img2dataset.writer import ParquetSampleWriter  # noqa: E402
 
 from ..fetch import FetchPolicy, guarded_opener
 from ..images import undecodable_reason
-from ..storage import move, path, remove, uri
+from ..storage import move, path, uri
 from ..ui import quiet_fds
+
 
 class GuardedDownloader(Downloader):
     """img2dataset's Downloader writing into `tmp_folder`, publishing into `output_folder`."""
