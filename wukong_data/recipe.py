@@ -110,12 +110,20 @@ class FilterConfig:
     nsfw_batch_size: int = 32
 
 
+# The [score] keys that name files of weights (resolved against the recipe's folder).
+WEIGHT_KEYS = ("checkpoint", "open_clip_weights", "cn_clip_weights")
+
+
 @dataclass
 class ScoreConfig:
     checkpoint: str = ""  # a `wukong train-reference` run folder
-    # Or a global CLIP score: an open_clip model name (or local-dir:PATH) and its weights file.
+    # Or a global CLIP score from a pretrained model and its weights file on local disk: an
+    # open_clip model name (or local-dir:PATH), or a Chinese-CLIP architecture (cn_clip package:
+    # RN50, ViT-B-16, ViT-L-14, ViT-L-14-336, ViT-H-14) and its .pt checkpoint.
     open_clip_model: str = ""
     open_clip_weights: str = ""
+    cn_clip_model: str = ""
+    cn_clip_weights: str = ""
     min_score: float = 0.0  # keep pairs scoring at least this...
     keep_top_fraction: float = 0.0  # ...or keep this fraction of all rows, best first (0: off)
     batch_size: int = 64
@@ -259,7 +267,16 @@ def parse(data: dict, source: str, base_dir: Path | None) -> Recipe:
                                  for p in recipe.dedupe.against]
     if not 0 <= recipe.score.keep_top_fraction <= 1:
         raise UserError(f"{source}: [score].keep_top_fraction must be between 0 and 1")
-    for key in ("checkpoint", "open_clip_weights"):
+    scorers = [k for k in ("checkpoint", "open_clip_model", "cn_clip_model") if getattr(recipe.score, k)]
+    if len(scorers) > 1:
+        raise UserError(f"{source}: [score] sets {' and '.join(scorers)}: choose one scorer")
+    if recipe.score.cn_clip_model:
+        from .stages.score.pretrained import CN_CLIP_MODELS
+
+        if recipe.score.cn_clip_model not in CN_CLIP_MODELS:
+            raise UserError(f"{source}: [score].cn_clip_model: unknown Chinese-CLIP model {recipe.score.cn_clip_model!r} "
+                            f"(expected {', '.join(CN_CLIP_MODELS)})")
+    for key in WEIGHT_KEYS:
         value = getattr(recipe.score, key)
         if value and base_dir is not None and not Path(value).is_absolute() and "://" not in value:
             setattr(recipe.score, key, str(base_dir / value))

@@ -11,6 +11,7 @@ so far (DIR/score/_bootstrap/) and scores with it: no model needed from anywhere
 from __future__ import annotations
 
 import functools
+import importlib.util
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from ...filip.files import CONFIG, VOCAB, WEIGHTS
 from ...engines import Resources
 from ...errors import UserError
 from ...storage import is_local, local_copy, path, uri
-from ...recipe import stages_before
+from ...recipe import ScoreConfig, stages_before
 from .. import StageContext, select
 from ..per_shard import entering_counts, run_per_shard, stage_config
 
@@ -32,12 +33,21 @@ BOOTSTRAP = "_bootstrap"
 MAP = "_map"
 
 
+def pretrained_clip(cfg) -> tuple[str, str, str] | None:
+    """(library, model name, weights) where the recipe scores with a user's pretrained CLIP."""
+    if cfg.open_clip_model:
+        return "open_clip", cfg.open_clip_model, cfg.open_clip_weights
+    if cfg.cn_clip_model:
+        return "cn_clip", cfg.cn_clip_model, cfg.cn_clip_weights
+    return None
+
+
 @functools.lru_cache(maxsize=2)
-def _scorer(checkpoint: str, open_clip_model: str, open_clip_weights: str, device: str, batch_size: int):
+def _scorer(checkpoint: str, clip: tuple[str, str, str] | None, device: str, batch_size: int):
     from .scorer import ClipScorer, Scorer
 
-    if open_clip_model:
-        return ClipScorer(open_clip_model, open_clip_weights, device, batch_size)
+    if clip:
+        return ClipScorer(*clip, device, batch_size)
     return Scorer(checkpoint, device, batch_size)
 
 
@@ -52,8 +62,8 @@ class ScoreMap:
     @classmethod
     def from_config(cls, config: dict) -> "ScoreMap":
         s = config["score"]
-        return cls(_scorer(s["checkpoint"], s["open_clip_model"], s["open_clip_weights"], s["device"], s["batch_size"]),
-                   config["image_column"])
+        clip = pretrained_clip(ScoreConfig(**s))
+        return cls(_scorer(s["checkpoint"], clip, s["device"], s["batch_size"]), config["image_column"])
 
     def process(self, rows: pl.DataFrame) -> pl.DataFrame:
         scores = self.scorer.score(rows[self.image_column].to_list(), rows["caption"].to_list())
@@ -98,6 +108,14 @@ def count_scored(path: str) -> int:
     return pl.scan_parquet(path).filter(pl.col("filip_score").is_not_nan()).select(pl.len()).collect().item()
 
 
+def _check_pretrained(source: str, library: str, weights: str) -> None:
+    if not weights or not path(weights).is_file():
+        raise UserError(f"{source}: [score].{library}_weights must be a local weights file (got {weights!r}); "
+                        f"nothing is downloaded")
+    if library == "cn_clip" and importlib.util.find_spec("cn_clip") is None:
+        raise UserError(f"{source}: [score].cn_clip_model needs the cn_clip package: pip install 'wukong-data[cn-clip]'")
+
+
 class ScoreStage:
     """FILIP (or CLIP) pair scores, then one global threshold."""
 
@@ -113,10 +131,9 @@ class ScoreStage:
                     schema={"key": pl.String, "reason": pl.String, "filip_score": pl.Float32}))
             return
         config = stage_config(ctx.recipe, "score")
-        if cfg.open_clip_model:
-            if not cfg.open_clip_weights or not path(cfg.open_clip_weights).is_file():
-                raise UserError(f"{ctx.recipe.source}: [score].open_clip_weights must be a local weights file "
-                                f"(got {cfg.open_clip_weights!r}); nothing is downloaded")
+        clip = pretrained_clip(cfg)
+        if clip:
+            _check_pretrained(ctx.recipe.source, clip[0], clip[2])
         else:
             checkpoint = self._bootstrap(ctx, out / BOOTSTRAP) if cfg.bootstrap_steps else cfg.checkpoint
             if not checkpoint or not (path(checkpoint) / WEIGHTS).exists():

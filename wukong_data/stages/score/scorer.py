@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from PIL import Image
 
@@ -20,6 +21,7 @@ from ...filip.checkpoint import VOCAB, load_model
 from ...images import decodable_size
 from ...filip.loss import pair_scores
 from ...filip.tokenizer import ChineseTokenizer
+from .pretrained import LOADERS
 
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -113,17 +115,13 @@ class Scorer:
 
 
 class ClipScorer:
-    """A global CLIP score (cosine of pooled embeddings) from an open_clip model and weights at a
-    local path, for users who bring their own CLIP; nothing is downloaded."""
+    """A global CLIP score (cosine of pooled embeddings) from a user's own pretrained model:
+    `library` is "open_clip" or "cn_clip" (pretrained.py), its weights on local disk."""
 
-    def __init__(self, model_name: str, weights: str | Path, device: str = "auto", batch_size: int = 64):
-        import open_clip
-
+    def __init__(self, library: str, model_name: str, weights: str | Path, device: str = "auto", batch_size: int = 64):
         self.device = _device(device)
-        self.model, _, self.preprocess = open_clip.create_model_and_transforms(
-            model_name, pretrained=str(_local(weights)), device=self.device, load_weights=True)
+        self.model, self.preprocess, self.tokenizer = LOADERS[library](model_name, _local(weights), self.device)
         self.model.eval()
-        self.tokenizer = open_clip.get_tokenizer(model_name)
         self.batch_size = batch_size
 
     @torch.no_grad()
@@ -142,7 +140,7 @@ class ClipScorer:
                     continue
             if not rows:
                 continue
-            img = self.model.encode_image(torch.stack(batch).to(self.device), normalize=True)
-            txt = self.model.encode_text(self.tokenizer([captions[i] for i in rows]).to(self.device), normalize=True)
-            out[rows] = (img * txt).sum(-1).float().cpu().numpy()
+            img = self.model.encode_image(torch.stack(batch).to(self.device))
+            txt = self.model.encode_text(self.tokenizer([captions[i] for i in rows]).to(self.device))
+            out[rows] = F.cosine_similarity(img.float(), txt.float(), dim=-1).cpu().numpy()
         return out
