@@ -51,14 +51,15 @@ def wukong(*args) -> float:
     return round(time.perf_counter() - start, 1)
 
 
-def photos(split: str, n: int, seed: int) -> list[tuple[str, str]]:
-    """(image path, one human caption) for n photos of the split, the caption drawn at random."""
+def photos(split: str, n: int, seed: int, captions: int = 1) -> list[tuple[str, str]]:
+    """(image path, human caption) for n photos of the split: `captions` of each photo's five,
+    drawn at random, one row each."""
     table = pl.read_csv(SHARED / "captions.tsv", separator="\t", quote_char=None)
     table = table.filter((pl.col("split") == split) & (pl.col("source") == "zh_human"))
     rng = random.Random(seed)
-    chosen = [(image, rng.choice(group["caption"].to_list()))
+    chosen = [(image, rng.sample(group["caption"].to_list(), min(captions, group.height)))
               for (image,), group in sorted(table.group_by("image"), key=lambda g: g[0][0])]
-    return rng.sample(chosen, min(n, len(chosen)))
+    return [(image, caption) for image, texts in rng.sample(chosen, min(n, len(chosen))) for caption in texts]
 
 
 def auc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -94,19 +95,24 @@ def main() -> None:
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--losses", nargs="+", default=["filip", "clip"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-captions", type=int, default=1,
+                        help="human captions per train photo, one row each (above 1 the train build has no dedupe "
+                             "stage, which would keep one row per photo)")
     parser.add_argument("--out", type=Path, default=Path("real-pairs-alignment"), help="align pictures go here")
     args = parser.parse_args()
     if not (SHARED / "captions.tsv").is_file():
         sys.exit(f"no Flickr8k-CN at {SHARED}: this benchmark reads real photos from there")
-    chosen = {"train": photos("train", args.train_photos, args.seed), "val": photos("val", args.val_photos, args.seed)}
+    chosen = {"train": photos("train", args.train_photos, args.seed, args.train_captions),
+              "val": photos("val", args.val_photos, args.seed)}
     routes = {f"/{image}": ((SHARED / image).read_bytes(), {}) for split in chosen.values() for image, _ in split}
-    result = {"data": "Flickr8k-CN zh_human captions, one drawn per photo", "model": args.model, "steps": args.steps,
+    result = {"data": f"Flickr8k-CN zh_human captions: {args.train_captions} per train photo, one per val photo", "model": args.model, "steps": args.steps,
               "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "builds": {}, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp, serve(routes) as base_url:
         tmp = Path(tmp)
-        recipe = tmp / "real-pairs.toml"
-        recipe.write_text(RECIPE, encoding="utf-8")
         for split, rows in chosen.items():
+            recipe = tmp / f"{split}.toml"
+            text = RECIPE if split == "val" or args.train_captions == 1 else RECIPE.replace('"dedupe", ', "")
+            recipe.write_text(text, encoding="utf-8")
             with open(tmp / f"{split}.csv", "w", newline="", encoding="utf-8") as f:
                 writer = csv.writer(f)
                 writer.writerow(["url", "caption"])
