@@ -33,7 +33,7 @@ STAGES = ["crawl", "dedupe", "filter", "score", "export"]
 BARE = r"""
 import sys
 import polars as pl
-from wukong_data.reasons import crawl_reason
+from wukong_data.outputs import crawl_reason
 root = sys.argv[1]
 side = pl.min_horizontal("original_width", "original_height")
 aspect = pl.col("original_width") / pl.col("original_height")

@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from wukong_data.demo.synth import draw, jpeg
-from wukong_data.reasons import REASONS
+from wukong_data.outputs import STAGES
+
+REASONS = STAGES["filter"].reasons
 from wukong_data.recipe import FilterConfig
 from wukong_data.stages.filter import FilterStage, TextRules
 from wukong_data.stages.filter.language import character_forms, fasttext_alone, identify

@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from .errors import UserError
-from .reasons import crawl_reason
+from .outputs import check_decisions, crawl_reason
 from .storage import atomic_path, is_local, path, remove_stale_tmp, temporary_path, uri
 
 __all__ = ["atomic_path", "remove_stale_tmp", "temporary_path", "write_json_atomic", "BuildDir", "Counts", "KeyLayout"]
@@ -224,6 +224,7 @@ class BuildDir:
     def write_decisions(self, stage: str, shard: str, frame: pl.DataFrame) -> Counts:
         """A shard's decisions (key, reason, columns) and their counts, both atomically. The counts
         go first: a decision file under its final name always has its counts beside it."""
+        check_decisions(stage, frame)
         counts = Counts.of(frame["reason"])
         path = self.decision_path(stage, shard)
         write_json_atomic(path.with_name(shard + COUNTS), counts.to_dict())

@@ -8,31 +8,17 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from .reasons import REASONS
+from .outputs import STAGES, meaning
 from .storage import shareable
 
-COLUMNS = {
-    "key": "unique row id: crawl shard, then the row's index in it (img2dataset's key)",
-    "url": "where the image was downloaded from",
-    "caption": "the caption, normalised (entities, control characters, whitespace); person names masked",
-    "jpg": "image bytes as crawled (resized by the crawl settings below)",
-    "png": "image bytes as crawled (resized by the crawl settings below)",
-    "webp": "image bytes as crawled (resized by the crawl settings below)",
-    "width": "width of the stored image, px",
-    "height": "height of the stored image, px",
-    "original_width": "width of the image as served, px",
-    "original_height": "height of the image as served, px",
-    "sha256": "sha256 of the image bytes as served",
-    "dup_of": "dedupe: the kept row this one duplicates (null for kept rows)",
-    "phash": "dedupe: 64-bit perceptual hash of the image",
-    "lang": "filter: the caption's language (zh; yue for written Cantonese)",
-    "lang_score": "filter: fastText's CJK probability where it was asked, else null",
-    "han_ratio": "filter: share of Han characters among the caption's units",
-    "n_words": "filter: words in the caption (jieba-compatible segmentation)",
-    "n_masked": "filter: person names replaced by the placeholder (or found, where the recipe rejects captions naming someone)",
-    "nsfw_score": "filter: nudenet's best exposed-body class score of the image",
-    "filip_score": "score: FILIP token-wise similarity of the image and its caption",
-}
+def column_meanings(stages: list[str]) -> dict[str, str]:
+    """Each column of the final shards and what it means, from the stages' declarations: a later
+    stage's version of a column (the filter's caption) replaces the crawl's."""
+    out = dict(STAGES["crawl"].columns)
+    for stage in stages:
+        if stage != "crawl":
+            out.update({column: f"{stage}: {text}" for column, text in STAGES[stage].columns.items()})
+    return out
 
 
 def _front_matter(name: str, rows: int) -> str:
@@ -82,11 +68,11 @@ def card(final: Path, manifest: dict, sizes: dict[str, int], formats: list[str])
             continue
         rejected = ", ".join(f"`{r}`: {n:,}" for r, n in status.get("rejected", {}).items()) or "—"
         lines.append(f"| {stage} | {status['rows_in']:,} | {status['kept']:,} | {rejected} |")
-    codes = sorted({r for s in stages.values() for r in s.get("rejected", {})})
+    codes = [(stage, r) for stage in recipe["stages"] for r in stages.get(stage, {}).get("rejected", {})]
     if codes:
-        lines += ["", "Reason codes:", ""] + [f"- `{c}`: {REASONS.get(c, '')}" for c in codes]
+        lines += ["", "Reason codes:", ""] + [f"- `{r}` ({stage}): {meaning(stage, r)}" for stage, r in codes]
     lines += ["", "## Files", ""]
-    lines += _shard_sections(final, sorted(sizes), formats, rows) if sizes else \
+    lines += _shard_sections(final, sorted(sizes), formats, rows, recipe["stages"]) if sizes else \
         ["No pair was kept: this folder holds no shards.", ""]
     lines += ["## Recipe", "", "```json", json.dumps(shareable(recipe), indent=2, ensure_ascii=False), "```", ""]
     lines += ["## Caveats", "",
@@ -119,7 +105,7 @@ def _person_names(recipe: dict) -> list[str]:
             "gives the measured rates) and takes a few words for names."]
 
 
-def _shard_sections(final, shards: list[str], formats: list[str], rows: int) -> list[str]:
+def _shard_sections(final, shards: list[str], formats: list[str], rows: int, stages: list[str]) -> list[str]:
     """The card's description of the shards, their columns and how to load them."""
     lines = []
     if "webdataset" in formats:
@@ -135,8 +121,9 @@ def _shard_sections(final, shards: list[str], formats: list[str], rows: int) -> 
         lines += ["", "## Columns", "", "| column | type | meaning |", "|---|---|---|"]
         with first.open("rb") as f:
             schema = pq.read_schema(f)
+        meanings = column_meanings(stages)
         for field in schema:
-            lines.append(f"| `{field.name}` | {field.type} | {COLUMNS.get(field.name, '')} |")
+            lines.append(f"| `{field.name}` | {field.type} | {meanings.get(field.name, '')} |")
     # No absolute path: the card stays true wherever the folder is copied (the same build anywhere
     # gives the same bytes).
     lines += ["", "## Load it", ""]

@@ -21,6 +21,7 @@ from ..build import BuildDir
 from ..stages.export import row_hash
 from . import metrics as M
 from .images import read_crawled
+from ..outputs import meaning
 from .rows import batches, fates, finished_stages, read_rows
 
 SEED = 7  # the samples' hash seed (any fixed number: the same rows every run)
@@ -269,8 +270,6 @@ def sample_rows(frame: pl.DataFrame, metrics: list[M.Metric], layout, crawled: d
 
 
 def _samples(build: BuildDir, samples: pl.DataFrame, metrics: list[M.Metric], stages: list[str]) -> dict:
-    from ..reasons import REASONS
-
     keys = samples.select(build.layout.key_expr(pl.col("key_id")))[:, 0].to_list()
     crawled = read_crawled(build, keys, ["caption", "url", "invalid_url", "error_message"])
     kept = samples.filter(M.is_kept()).sort("h")
@@ -278,7 +277,7 @@ def _samples(build: BuildDir, samples: pl.DataFrame, metrics: list[M.Metric], st
     groups = []
     for (fate,), rows in rejected.group_by("fate", maintain_order=True):
         stage, reason = fate.split("/", 1)
-        groups.append({"stage": stage, "reason": reason, "description": REASONS.get(reason, ""),
+        groups.append({"stage": stage, "reason": reason, "description": meaning(stage, reason),
                        "evidence": evidence(reason), "rows": sample_rows(rows, metrics, build.layout, crawled)})
     groups.sort(key=lambda g: (stages.index(g["stage"]), g["reason"]))
     return {"seed": SEED, "kept": sample_rows(kept, metrics, build.layout, crawled), "rejected": groups}

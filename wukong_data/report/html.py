@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import __version__
 from ..build import BuildDir, atomic_path
 from ..errors import UserError
-from ..reasons import REASONS
+from ..outputs import meaning
 from . import svg
 from .images import Thumbnail, thumbnails
 
@@ -183,7 +183,7 @@ def _funnel(report: dict) -> list[str]:
             rows.append(
                 f'<tr><td></td><td><span class="swatch" style="background:{svg.reason_colour(i)}"></span>'
                 f'<a href="#{_anchor(stage["stage"], reason)}">{_e(reason)}</a><br><span class="muted">'
-                f'{_e(REASONS.get(reason, ""))}</span></td><td class="n">{n:,}</td><td class="n">{share:.2%}</td>'
+                f'{_e(meaning(stage["stage"], reason))}</span></td><td class="n">{n:,}</td><td class="n">{share:.2%}</td>'
                 f'<td class="barcell"><div class="bar" style="width:{min(100, share * 100 * 4):.1f}%"></div></td></tr>')
         rows.append(f'<tr><td></td><td><span class="swatch" style="background:{svg.KEPT}"></span>kept</td>'
                     f'<td class="n">{stage["kept"]:,}</td><td class="n">{_percent(stage["kept"], input_rows)}</td>'

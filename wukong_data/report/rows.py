@@ -10,20 +10,14 @@ from __future__ import annotations
 import polars as pl
 
 from ..build import BuildDir
-from ..reasons import crawl_reason
+from ..outputs import STAGES, crawl_reason
 from ..storage import uri
 
 KEPT = "kept"
 
-# The columns each stage wrote that the report reads (and their names in the rows). Captions come
-# from the filter (its cleaned caption, as exported); the crawl's are read for sampled rows only.
-STAGE_COLUMNS = {
-    "crawl": {"original_width": "original_width", "original_height": "original_height"},
-    "dedupe": {"dup_of": "dup_of"},
-    "filter": {"caption": "caption", "lang": "lang", "lang_score": "lang_score", "han_ratio": "han_ratio",
-               "n_words": "n_words", "n_masked": "n_masked", "nsfw_score": "nsfw_score"},
-    "score": {"filip_score": "filip_score"},
-}
+# The columns each stage wrote that the report reads (outputs.py). Captions come from the filter
+# (its cleaned caption, as exported); the crawl's are read for sampled rows only.
+STAGE_COLUMNS = {stage: declared.report for stage, declared in STAGES.items() if declared.report}
 
 
 def finished_stages(manifest: dict) -> list[str]:
@@ -58,13 +52,13 @@ def read_rows(build: BuildDir, stages: list[str], fate: pl.Enum, shards: list[st
         return pl.col("key").cast(pl.UInt64).alias("key_id")
 
     rows = pl.concat([build.scan_crawl(s).select(
-        key_id(), crawl_reason().alias("crawl"), *(pl.col(c).alias(n) for c, n in STAGE_COLUMNS["crawl"].items())
+        key_id(), crawl_reason().alias("crawl"), *STAGE_COLUMNS["crawl"]
     ) for s in shards]).collect().sort("key_id")
     for stage in stages[1:]:
         decided = pl.scan_parquet([uri(build.decision_path(stage, s)) for s in shards])
         present = decided.collect_schema().names()
-        decided = decided.select(key_id(), pl.col("reason").alias(stage), *(
-            pl.col(c).alias(n) for c, n in STAGE_COLUMNS.get(stage, {}).items() if c in present)).collect()
+        decided = decided.select(key_id(), pl.col("reason").alias(stage),
+                                 *(c for c in STAGE_COLUMNS.get(stage, ()) if c in present)).collect()
         rows = rows.join(decided.sort("key_id"), on="key_id", how="left", maintain_order="left")
     return rows.with_columns(
         fate=pl.coalesce([pl.lit(f"{s}/") + pl.col(s) for s in stages]).fill_null(KEPT).cast(fate)
