@@ -2,6 +2,7 @@
 the edited recipe gives; an unchanged re-run rewrites nothing; an edited run killed half way and
 run again still ends there."""
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -75,6 +76,31 @@ def test_an_edited_rerun_gives_the_fresh_build(rules_build, url_list, tmp_path, 
     assert funnel[0] == funnel[1]
     assert json.loads((build / "manifest.json").read_text())["recipe"][section] == \
         json.loads((fresh / "manifest.json").read_text())["recipe"][section]
+
+
+def decision_bytes(build, stage: str) -> dict:
+    return {p.name: p.read_bytes() for p in sorted((build / stage).glob("[0-9]*.*"))}
+
+
+def test_a_row_wise_stage_reuses_its_records_when_only_an_earlier_stage_changed(rules_build, rules_recipe, url_list,
+                                                                               tmp_path):
+    """The filter decides each row from the row alone: after a dedupe edit it reuses its records
+    of the rows that enter it again and computes only the others, and writes what a fresh build
+    writes. Here the edit drops rows (all reused), then the edit undone lets them back in."""
+    build = tmp_path / "b"
+    shutil.copytree(rules_build, build)
+    counted = re.compile(r"filter: ([\d,]+) rows reused from the last run,\s+([\d,]+) computed")
+    proc = wukong("build", edited(tmp_path, *EDITS["dedupe"]), "--input", url_list, "--out", build, "--workers", 2,
+                  "--quiet")
+    reused, computed = (int(n.replace(",", "")) for n in counted.search(proc.stderr).groups())
+    assert reused > 100 and computed == 0
+    proc = wukong("build", rules_recipe, "--input", url_list, "--out", build, "--workers", 2, "--quiet")
+    reused, computed = (int(n.replace(",", "")) for n in counted.search(proc.stderr).groups())
+    assert reused > 100 and computed > 10
+    for stage in ("dedupe", "filter"):
+        assert decision_bytes(build, stage) == decision_bytes(rules_build, stage), stage
+    assert final_bytes(build) == final_bytes(rules_build)
+    assert not (build / "_reuse").exists()
 
 
 def test_an_edited_crawl_is_crawled_again(rules_build, url_list, tmp_path):
@@ -159,8 +185,9 @@ def test_force_stops_when_it_cannot_remove_what_it_redoes(rules_build, rules_rec
 
 
 def test_an_edited_score_fraction_gives_the_fresh_build(demo_build, demo_recipe, url_list, tmp_path):
-    """The score stage's edit (keep_top_fraction 0.9 -> 0.8) redoes score and export only, and
-    ends where a fresh build with the edited recipe does, byte for byte."""
+    """The score stage's edit (keep_top_fraction 0.9 -> 0.8) redoes score and export only, scores no
+    pair again (the threshold decides only the cut), and ends where a fresh build with the edited
+    recipe does, byte for byte."""
     text = demo_recipe.read_text(encoding="utf-8")
     assert "keep_top_fraction = 0.9" in text
     path = tmp_path / "edited.toml"
@@ -170,9 +197,13 @@ def test_an_edited_score_fraction_gives_the_fresh_build(demo_build, demo_recipe,
     before = {k: v for k, v in outputs(build).items() if k.startswith(("crawl", "dedupe", "filter"))}
     proc = wukong("build", path, "--input", url_list, "--out", build, "--quiet")
     assert "score: " in proc.stderr and "changed since it ran; redoing" in proc.stderr
+    reused, computed = re.search(r"score: ([\d,]+) rows reused from the last run,\s+([\d,]+) computed",
+                                 proc.stderr).groups()
+    assert int(reused.replace(",", "")) > 250 and computed == "0"
     assert {k: v for k, v in outputs(build).items() if k.startswith(("crawl", "dedupe", "filter"))} == before
     fresh = tmp_path / "fresh"
     wukong("build", path, "--input", url_list, "--out", fresh, "--quiet")
     assert final_bytes(build) == final_bytes(fresh) != final_bytes(demo_build)
+    assert decision_bytes(build, "score") == decision_bytes(fresh, "score")
     kept = [json.loads(wukong("stats", b, "--json").stdout)["funnel"] for b in (build, fresh)]
     assert kept[0] == kept[1]

@@ -132,6 +132,11 @@ class BuildDir:
     def stage_dir(self, stage: str) -> Path:
         return self.root / stage
 
+    def reuse_dir(self, stage: str) -> Path:
+        """DIR/_reuse/<stage>: a row-wise stage's records from its last run, kept while an earlier
+        stage is redone (pipeline.py) so that rows entering it again are not computed again."""
+        return self.root / "_reuse" / stage
+
     @property
     def input_dir(self) -> Path:
         return self.root / "input"

@@ -6,12 +6,12 @@ import json
 import shlex
 import time
 
-from .build import BuildDir, Counts
+from .build import BuildDir, Counts, write_json_atomic
 from .errors import ContractError, UserError
 from .fingerprint import changes, stage_fingerprints
 from .recipe import STAGE_ORDER, Recipe, stages_before
 from .stages import StageContext
-from .storage import remove
+from .storage import is_local, remove
 from .stages.crawl import CrawlStage
 from .stages.export import ExportStage
 from .stages.per_shard import ShardStage
@@ -27,11 +27,71 @@ STAGES = {
 }
 
 
+# Stages whose records are row-wise (a row's record depends only on the row and the stage's own
+# settings), the folder of their stage directory that holds them, and the settings that decide
+# only later steps: when nothing else changed, the records of rows that enter again are reused
+# (stages/per_shard.py): after a dedupe edit the filter decides only rows it has not seen, and a
+# new score threshold scores no pair again.
+ROW_RECORDS = {"filter": ("", ()), "score": ("_map", ("min_score", "keep_top_fraction"))}
+DECIDED_BY = "_decided_by.json"
+
+
 def _clear(build: BuildDir, stages: list[str]) -> None:
     for stage in stages:
         remove(build.final_dir if stage == "export" else build.stage_dir(stage))
         if stage == "crawl":
             remove(build.input_dir)
+
+
+def _keep_for_reuse(build: BuildDir, recipe: Recipe, stage: str, done: dict, decided_by: dict) -> None:
+    """Move a row-wise stage's records to DIR/_reuse/<stage> before the stage is cleared, where
+    its own settings, models and word lists (decided_by) are what the recipe says now. Local
+    builds only (elsewhere a move is a copy)."""
+    if stage not in ROW_RECORDS:
+        return
+    records = build.stage_dir(stage) / ROW_RECORDS[stage][0]
+    decided_by = _records_decided_by(stage, decided_by)
+    if (_records_decided_by(stage, done.get(stage, {}).get("decided_by", {})) != decided_by or not is_local(build.root)
+            or (stage == "score" and recipe.score.bootstrap_steps)  # a bootstrap model depends on earlier stages
+            or not records.is_dir()):
+        return
+    reuse = build.reuse_dir(stage)
+    if reuse.exists() and _kept_by(reuse) != decided_by:
+        remove(reuse)
+    reuse.mkdir(parents=True, exist_ok=True)
+    # Records kept by an earlier interrupted edit stay, unless this run has newer ones for the shard.
+    for file in records.glob("[0-9]*.parquet"):
+        file.replace(reuse / file.name)
+    write_json_atomic(reuse / DECIDED_BY, decided_by)
+
+
+def _records_decided_by(stage: str, decided_by: dict) -> dict:
+    """What decided a row-wise stage's records, as the manifest holds it (lists for tuples,
+    strings for paths): its decided_by less the settings of its later steps."""
+    value = json.loads(json.dumps(decided_by, default=str))
+    for key in ROW_RECORDS[stage][1]:
+        value.get("config", {}).pop(key, None)
+    return value
+
+
+def _kept_by(reuse) -> dict | None:
+    return json.loads((reuse / DECIDED_BY).read_text()) if (reuse / DECIDED_BY).exists() else None
+
+
+def _drop_reuse(build: BuildDir, stage: str) -> None:
+    reuse = build.reuse_dir(stage)
+    if reuse.exists():
+        remove(reuse)
+        if not any(reuse.parent.iterdir()):
+            remove(reuse.parent)
+
+
+def _stale_reuse(build: BuildDir, fingerprints: dict) -> None:
+    """Remove kept records that another recipe would not reuse (edited since they were kept)."""
+    for stage in ROW_RECORDS:
+        reuse = build.reuse_dir(stage)
+        if reuse.exists() and (stage not in fingerprints or _kept_by(reuse) != _records_decided_by(stage, fingerprints[stage]["decided_by"])):
+            _drop_reuse(build, stage)
 
 
 def _first_changed(recipe: Recipe, done: dict, fingerprints: dict, ui: UI) -> str | None:
@@ -105,13 +165,14 @@ def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine
 
     manifest = build.update_manifest(recipe=recipe.to_dict(), engine={"name": engine.name, "workers": engine.workers})
     done = manifest.get("stages", {})
-    if force:
-        # The forced stages and every stage after them are redone: their outputs and statuses go.
-        redo = selected[0]
-    else:
-        redo = _first_changed(recipe, done, stage_fingerprints(recipe, limit, manifest.get("crawl_source")), ui)
+    fingerprints = stage_fingerprints(recipe, limit, manifest.get("crawl_source"))
+    # --force: the forced stages and every stage after them are redone, their outputs and
+    # statuses gone; otherwise the first stage whose fingerprint changed and those after it.
+    redo = selected[0] if force else _first_changed(recipe, done, fingerprints, ui)
     if redo:
         cleared = STAGE_ORDER[STAGE_ORDER.index(redo):]
+        for stage in [] if force else [s for s in cleared if s in fingerprints]:
+            _keep_for_reuse(build, recipe, stage, done, fingerprints[stage]["decided_by"])
         _clear(build, list(cleared))
         manifest = build.update_manifest(stages={s: v for s, v in done.items() if s not in cleared},
                                          **({"crawl_source": None, "keys": None} if "crawl" in cleared else {}))
@@ -121,6 +182,7 @@ def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine
         _clear(build, dropped)
         build.update_manifest(stages={s: v for s, v in manifest["stages"].items() if s not in dropped})
     fingerprints = stage_fingerprints(recipe, limit, build.read_manifest().get("crawl_source"))
+    _stale_reuse(build, fingerprints)
 
     if "crawl" not in selected or not force:
         from .stages.adopt import check_unchanged
@@ -148,4 +210,5 @@ def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine
             fingerprints = stage_fingerprints(recipe, limit, build.read_manifest().get("crawl_source"))
             build.set_stage_status(stage, **fingerprints[stage])
         build.set_stage_status(stage, status="done", finished=time.time(), **account(build, recipe.stages, stage))
+        _drop_reuse(build, stage)
     return build

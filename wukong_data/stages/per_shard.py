@@ -35,6 +35,7 @@ class ShardTask:
     prior: tuple[str, ...]  # decided stages before this one, crawl first
     out_dir: str
     stage: str | None  # set: the output is this stage's decisions (with counts); None: map records
+    reuse_dir: str | None = None  # the stage's records from its last run, with the same settings
 
 
 @functools.lru_cache(maxsize=4)
@@ -53,17 +54,33 @@ def entering_rows(build: BuildDir, shard: str, prior: tuple[str, ...], columns: 
         newer = [c for c in decided.collect_schema().names() if c in columns and c not in ("key", "reason")]
         if newer:
             rows = rows.drop(newer).join(decided.select("key", *newer), on="key", how="left")
-    return rows.select(columns).collect()
+    # In key order (a crawl writes rows as downloads finish): the same rows give the same files.
+    return rows.select(columns).sort("key").collect()
 
 
-def run_shard(task: ShardTask) -> int:
+def _reused(task: ShardTask, keys: pl.DataFrame) -> pl.DataFrame | None:
+    """The last run's records of the entering rows it decided, or None."""
+    if task.reuse_dir is None:
+        return None
+    old = path(task.reuse_dir) / f"{task.shard}.parquet"
+    return pl.read_parquet(uri(old)).join(keys, on="key", how="semi") if old.exists() else None
+
+
+def run_shard(task: ShardTask) -> tuple[int, int]:
+    """(rows entering, rows whose records were reused): a processor's records depend only on the
+    row and the stage's settings, so a row the last run decided with the same settings is not
+    processed again; the records are written in entering order either way."""
     build = BuildDir(task.root)
     processor = _processor(task.processor, task.config_json)
     rows = entering_rows(build, task.shard, task.prior, processor.input_columns)
-    out = processor.process(rows)
-    if out.height != rows.height or not out["key"].sort().equals(rows["key"].sort()):
-        raise ContractError(f"{task.processor} gave {out.height} rows for the {rows.height} entering rows of "
+    reused = _reused(task, rows.select("key"))
+    todo = rows if reused is None else rows.join(reused.select("key"), on="key", how="anti", maintain_order="left")
+    out = processor.process(todo) if todo.height or reused is None else reused.clear()
+    if out.height != todo.height or not out["key"].sort().equals(todo["key"].sort()):
+        raise ContractError(f"{task.processor} gave {out.height} rows for the {todo.height} entering rows of "
                             f"shard {task.shard}; a processor must give one row per entering row")
+    if reused is not None:
+        out = rows.select("key").join(pl.concat([reused, out]), on="key", how="left", maintain_order="left")
     if task.stage:
         build.write_decisions(task.stage, task.shard, out)
     elif hasattr(processor, "write"):  # records a partitioned reduce reads in its own layout
@@ -71,7 +88,7 @@ def run_shard(task: ShardTask) -> int:
     else:
         with atomic_path(path(task.out_dir) / f"{task.shard}.parquet") as tmp:
             out.write_parquet(tmp)
-    return rows.height
+    return rows.height, 0 if reused is None else reused.height
 
 
 def stage_config(recipe: Recipe, stage: str) -> dict:
@@ -97,11 +114,22 @@ def run_per_shard(ctx: StageContext, stage: str, processor: str, description: st
     todo = [s for s in entering if not (out_dir / f"{s}.parquet").exists()]
     config_json = json.dumps(config or stage_config(ctx.recipe, stage), sort_keys=True)
     prior = tuple(stages_before(ctx.recipe.stages, stage))
-    tasks = [ShardTask(str(build.root), s, processor, config_json, prior, uri(out_dir), None if map_dir else stage)
-             for s in todo]
+    reuse = build.reuse_dir(stage)
+    reuse = uri(reuse) if reuse.exists() else None
+    tasks = [ShardTask(str(build.root), s, processor, config_json, prior, uri(out_dir), None if map_dir else stage,
+                       reuse) for s in todo]
+    reused = []
+
+    def done(result: tuple[int, int]) -> None:
+        advance(result[0])
+        reused.append(result[1])
+
     with ctx.ui.progress(description, total=sum(entering.values())) as advance:
         advance(sum(n for s, n in entering.items() if s not in todo))
-        ctx.engine.map(run_shard, tasks, on_result=advance, resources=resources)
+        ctx.engine.map(run_shard, tasks, on_result=done, resources=resources)
+    if reuse:
+        ctx.ui.print(f"{stage}: {sum(reused):,} rows reused from the last run, "
+                     f"{sum(entering[s] for s in todo) - sum(reused):,} computed")
 
 
 class ShardStage:
