@@ -11,7 +11,8 @@ from wukong_data.outputs import STAGES
 
 REASONS = STAGES["filter"].reasons
 from wukong_data.recipe import FilterConfig
-from wukong_data.stages.filter import FilterStage, TextRules
+from wukong_data.stages.filter import FilterStage
+from wukong_data.stages.filter.rules import RULES, TEXT_RULES
 from wukong_data.stages.filter.language import character_forms, fasttext_alone, identify
 
 import textdev
@@ -182,13 +183,18 @@ def test_language_rule_beats_fasttext_alone():
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(), min_size=1, max_size=20))
 def test_text_rules_never_raise_and_account_for_every_row(captions):
-    rules = TextRules.from_config(FilterConfig())
-    reasons = [None] * len(captions)
-    columns = rules.apply(pl.Series(captions, dtype=pl.String), reasons)
-    assert columns.height == len(captions)
-    assert all(r is None or r in REASONS for r in reasons)
-    kept = [i for i, r in enumerate(reasons) if r is None]
-    assert all(columns["lang"][i] == "zh" and columns["n_words"][i] >= 1 for i in kept)
+    rows = FilterStage(FilterConfig(), "", TEXT_RULES).decide(pl.Series(captions, dtype=pl.String))
+    assert len(rows.reasons) == len(rows.captions) == len(captions)
+    assert all(r is None or r in REASONS for r in rows.reasons)
+    kept = rows.alive()
+    assert all(rows.columns["lang"][i] == "zh" and rows.columns["n_words"][i] >= 1 for i in kept)
+
+
+def test_the_rules_give_the_declared_reasons_and_columns_in_order():
+    """What each rule gives is what outputs.py declares for the filter, in the order they run."""
+    assert [r for rule in RULES for r in rule(FilterConfig()).reasons] == list(REASONS)
+    columns = {c: t for rule in RULES for c, t in rule.columns.items()}
+    assert ["caption", *columns] == list(STAGES["filter"].columns)
 
 
 def test_demo_planted_cases_get_their_filter_reasons(demo_build, samples):
