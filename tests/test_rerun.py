@@ -86,9 +86,12 @@ def test_a_row_wise_stage_reuses_its_records_when_only_an_earlier_stage_changed(
                                                                                tmp_path):
     """The filter decides each row from the row alone: after a dedupe edit it reuses its records
     of the rows that enter it again and computes only the others, and writes what a fresh build
-    writes. Here the edit drops rows (all reused), then the edit undone lets them back in."""
+    writes. Here the edit drops rows (all reused), then the edit undone lets them back in. Dedupe's
+    signatures depend only on the crawled rows: they are not computed again."""
     build = tmp_path / "b"
     shutil.copytree(rules_build, build)
+    signatures = {k: v for k, v in outputs(build).items() if k.startswith("dedupe/_map/")}
+    assert len(signatures) > 40
     counted = re.compile(r"filter: ([\d,]+) rows reused from the last run,\s+([\d,]+) computed")
     proc = wukong("build", edited(tmp_path, *EDITS["dedupe"]), "--input", url_list, "--out", build, "--workers", 2,
                   "--quiet")
@@ -100,6 +103,7 @@ def test_a_row_wise_stage_reuses_its_records_when_only_an_earlier_stage_changed(
     for stage in ("dedupe", "filter"):
         assert decision_bytes(build, stage) == decision_bytes(rules_build, stage), stage
     assert final_bytes(build) == final_bytes(rules_build)
+    assert {k: v for k, v in outputs(build).items() if k.startswith("dedupe/_map/")} == signatures
     assert not (build / "_reuse").exists()
 
 
@@ -207,3 +211,31 @@ def test_an_edited_score_fraction_gives_the_fresh_build(demo_build, demo_recipe,
     assert decision_bytes(build, "score") == decision_bytes(fresh, "score")
     kept = [json.loads(wukong("stats", b, "--json").stdout)["funnel"] for b in (build, fresh)]
     assert kept[0] == kept[1]
+
+
+@pytest.mark.parametrize("cleared, changed, force, set_aside", [
+    (["dedupe", "filter", "score", "export"], [], False, {"dedupe", "filter", "score"}),
+    (["dedupe", "filter", "score", "export"], ["dedupe"], False, {"dedupe", "filter", "score"}),
+    # Other filter settings rewrite the captions the score stage reads: neither is reused.
+    (["filter", "score", "export"], ["filter"], False, set()),
+    (["score", "export"], ["score"], False, set()),
+    # A crawl run again may give a key other bytes.
+    (["crawl", "dedupe", "filter", "score", "export"], [], False, set()),
+    (["dedupe", "filter", "score", "export"], [], True, set()),
+])
+def test_what_a_redo_sets_aside(tmp_path, cleared, changed, force, set_aside):
+    """Records are set aside for reuse only where the rows they describe and what decides them
+    are unchanged; a dedupe setting never changes its signatures."""
+    from wukong_data.build import BuildDir
+    from wukong_data.pipeline import _set_aside
+
+    build = BuildDir(tmp_path)
+    for folder in ("dedupe/_map", "filter", "score/_map"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "00000.parquet").write_bytes(b"records")
+    recipe = recipes.load("demo")
+    recipe.score.bootstrap_steps = 0
+    done = {s: {"decided_by": {"config": {"k": 1}, "reads": {"v": 1}}} for s in ("dedupe", "filter", "score")}
+    now = {s: {"decided_by": {"config": {"k": 2 if s in changed else 1}, "reads": {"v": 1}}} for s in done}
+    _set_aside(build, recipe, cleared, done, now, force)
+    assert {s for s in done if (tmp_path / "_reuse" / s).exists()} == set_aside

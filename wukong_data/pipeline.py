@@ -5,6 +5,7 @@ import importlib
 import json
 import shlex
 import time
+from dataclasses import dataclass
 
 from .build import BuildDir, Counts, write_json_atomic
 from .errors import ContractError, UserError
@@ -27,12 +28,23 @@ STAGES = {
 }
 
 
-# Stages whose records are row-wise (a row's record depends only on the row and the stage's own
-# settings), the folder of their stage directory that holds them, and the settings that decide
-# only later steps: when nothing else changed, the records of rows that enter again are reused
-# (stages/per_shard.py): after a dedupe edit the filter decides only rows it has not seen, and a
-# new score threshold scores no pair again.
-ROW_RECORDS = {"filter": ("", ()), "score": ("_map", ("min_score", "keep_top_fraction"))}
+@dataclass(frozen=True)
+class Reusable:
+    """Records of a stage that a redo of it may reuse (DIR/_reuse/<stage> meanwhile), where the rows
+    they describe are unchanged and so is what decides them: the stage's decided_by less the
+    recipe keys in `ignores` (None: its whole recipe section)."""
+    folder: str  # under the stage's directory
+    ignores: tuple[str, ...] | None
+    per_row: bool  # reused row by row (stages/per_shard.py); else the folder is put back whole
+
+
+REUSABLE = {
+    # The signatures and hashes of the crawled rows: no dedupe setting changes them.
+    "dedupe": Reusable("_map", None, per_row=False),
+    # The filter's decisions and the score stage's pair scores: a row's depend only on the row.
+    "filter": Reusable("", (), per_row=True),
+    "score": Reusable("_map", ("min_score", "keep_top_fraction"), per_row=True),
+}
 DECIDED_BY = "_decided_by.json"
 
 
@@ -43,35 +55,37 @@ def _clear(build: BuildDir, stages: list[str]) -> None:
             remove(build.input_dir)
 
 
-def _keep_for_reuse(build: BuildDir, recipe: Recipe, stage: str, done: dict, decided_by: dict) -> None:
-    """Move a row-wise stage's records to DIR/_reuse/<stage> before the stage is cleared, where
-    its own settings, models and word lists (decided_by) are what the recipe says now. Local
+def _records_decided_by(stage: str, decided_by: dict) -> dict:
+    """What decided a stage's reusable records, as the manifest holds it (lists for tuples,
+    strings for paths)."""
+    value = json.loads(json.dumps(decided_by, default=str))
+    ignores = REUSABLE[stage].ignores
+    if ignores is None:
+        value.pop("config", None)
+    for key in ignores or ():
+        value.get("config", {}).pop(key, None)
+    return value
+
+
+def _keep_for_reuse(build: BuildDir, recipe: Recipe, stage: str, decided_by: dict) -> None:
+    """Move a stage's reusable records to DIR/_reuse/<stage> before the stage is cleared. Local
     builds only (elsewhere a move is a copy)."""
-    if stage not in ROW_RECORDS:
-        return
-    records = build.stage_dir(stage) / ROW_RECORDS[stage][0]
-    decided_by = _records_decided_by(stage, decided_by)
-    if (_records_decided_by(stage, done.get(stage, {}).get("decided_by", {})) != decided_by or not is_local(build.root)
-            or (stage == "score" and recipe.score.bootstrap_steps)  # a bootstrap model depends on earlier stages
-            or not records.is_dir()):
-        return
+    records = build.stage_dir(stage) / REUSABLE[stage].folder
+    if not is_local(build.root) or not records.is_dir() or (stage == "score" and recipe.score.bootstrap_steps):
+        return  # (a bootstrap model is trained on the rows earlier stages kept: its scores are redone)
     reuse = build.reuse_dir(stage)
     if reuse.exists() and _kept_by(reuse) != decided_by:
         remove(reuse)
-    reuse.mkdir(parents=True, exist_ok=True)
-    # Records kept by an earlier interrupted edit stay, unless this run has newer ones for the shard.
-    for file in records.glob("[0-9]*.parquet"):
-        file.replace(reuse / file.name)
+    if not REUSABLE[stage].per_row:
+        remove(reuse)
+        reuse.parent.mkdir(parents=True, exist_ok=True)
+        records.rename(reuse)
+    else:
+        reuse.mkdir(parents=True, exist_ok=True)
+        # Records kept by an earlier interrupted edit stay, unless this run has newer ones for the shard.
+        for file in records.glob("[0-9]*.parquet"):
+            file.replace(reuse / file.name)
     write_json_atomic(reuse / DECIDED_BY, decided_by)
-
-
-def _records_decided_by(stage: str, decided_by: dict) -> dict:
-    """What decided a row-wise stage's records, as the manifest holds it (lists for tuples,
-    strings for paths): its decided_by less the settings of its later steps."""
-    value = json.loads(json.dumps(decided_by, default=str))
-    for key in ROW_RECORDS[stage][1]:
-        value.get("config", {}).pop(key, None)
-    return value
 
 
 def _kept_by(reuse) -> dict | None:
@@ -86,12 +100,46 @@ def _drop_reuse(build: BuildDir, stage: str) -> None:
             remove(reuse.parent)
 
 
-def _stale_reuse(build: BuildDir, fingerprints: dict) -> None:
-    """Remove kept records that another recipe would not reuse (edited since they were kept)."""
-    for stage in ROW_RECORDS:
-        reuse = build.reuse_dir(stage)
-        if reuse.exists() and (stage not in fingerprints or _kept_by(reuse) != _records_decided_by(stage, fingerprints[stage]["decided_by"])):
+def _set_aside(build: BuildDir, recipe: Recipe, cleared: list[str], done: dict, fingerprints: dict,
+               force: bool) -> None:
+    """Before `cleared` stages are removed, set aside the records they may reuse: only while the
+    crawled rows stay (a crawl run again may give a key other bytes) and while no filter with
+    other settings rewrites the captions later stages read; never under --force (redo anyway)."""
+    same_rows = "crawl" not in cleared and not force
+    for stage in cleared:
+        if stage not in REUSABLE or stage not in fingerprints:
+            continue
+        decided_by = _records_decided_by(stage, fingerprints[stage]["decided_by"])
+        unchanged = _records_decided_by(stage, done.get(stage, {}).get("decided_by", {})) == decided_by
+        if same_rows and unchanged:
+            _keep_for_reuse(build, recipe, stage, decided_by)
+        else:
             _drop_reuse(build, stage)
+        same_rows = same_rows and (stage != "filter" or unchanged)
+
+
+def _stale_reuse(build: BuildDir, fingerprints: dict) -> None:
+    """Remove set-aside records that this recipe would not reuse (edited since they were set aside)."""
+    for stage in REUSABLE:
+        reuse = build.reuse_dir(stage)
+        if reuse.exists() and (stage not in fingerprints or
+                               _kept_by(reuse) != _records_decided_by(stage, fingerprints[stage]["decided_by"])):
+            _drop_reuse(build, stage)
+
+
+def _put_back(build: BuildDir, stage: str) -> None:
+    """A stage's whole set-aside folder back in place, before the stage runs (it skips what exists)."""
+    reuse = build.reuse_dir(stage)
+    if stage in REUSABLE and not REUSABLE[stage].per_row and reuse.exists():
+        records = build.stage_dir(stage) / REUSABLE[stage].folder
+        if records.exists():  # the stage has begun its own
+            _drop_reuse(build, stage)
+            return
+        (reuse / DECIDED_BY).unlink()
+        records.parent.mkdir(parents=True, exist_ok=True)
+        reuse.rename(records)
+        if not any(reuse.parent.iterdir()):
+            remove(reuse.parent)
 
 
 def _first_changed(recipe: Recipe, done: dict, fingerprints: dict, ui: UI) -> str | None:
@@ -171,8 +219,7 @@ def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine
     redo = selected[0] if force else _first_changed(recipe, done, fingerprints, ui)
     if redo:
         cleared = STAGE_ORDER[STAGE_ORDER.index(redo):]
-        for stage in [] if force else [s for s in cleared if s in fingerprints]:
-            _keep_for_reuse(build, recipe, stage, done, fingerprints[stage]["decided_by"])
+        _set_aside(build, recipe, list(cleared), done, fingerprints, force)
         _clear(build, list(cleared))
         manifest = build.update_manifest(stages={s: v for s, v in done.items() if s not in cleared},
                                          **({"crawl_source": None, "keys": None} if "crawl" in cleared else {}))
@@ -199,6 +246,7 @@ def run_build(recipe: Recipe, out: str, *, only: list[str] | None = None, engine
         build.set_stage_status(stage, status="running", started=time.time(), error=None, resume=None,
                                **fingerprints[stage])
         try:
+            _put_back(build, stage)
             STAGES[stage]().run(ctx)
         except BaseException as err:
             # The manifest says so, with what to run: `wukong stats` shows it.
