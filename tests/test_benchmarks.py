@@ -22,7 +22,7 @@ SMALLEST = {
 # builds and trainings that take a minute or more even at the smallest size, where the tests
 # already run the same paths (CI's 25 minutes): these import and answer --help.
 HELP_ONLY = ["crawl.py", "engines.py", "gpu_near_search.py", "gpu_score.py", "gpu_train.py", "near_dup_signatures.py",
-             "real_pairs.py", "scale.py", "synthetic_crawl.py", "train_step.py"]
+             "real_pairs.py", "rerun.py", "scale.py", "synthetic_crawl.py", "train_step.py"]
 FLICKR = BENCHMARKS.parents[1] / "shared" / "flickr8k-cn"
 
 
