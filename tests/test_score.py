@@ -83,6 +83,22 @@ def _on_shape(patch: np.ndarray) -> bool:
     return bool(((patch.max(-1) - patch.min(-1)) > 60).mean() > 0.05)
 
 
+def _scored_by(url_list, tmp_path, scorer: str) -> tuple[pl.DataFrame, dict]:
+    """40 demo rows crawled, scored by a user's pretrained CLIP (`scorer`: its [score] keys) keeping
+    the best half, exported: the score decisions and the manifest. Every decodable row's score
+    is its own (none missing, none shared) and half the scored rows are kept."""
+    recipe = tmp_path / "clip.toml"
+    recipe.write_text(f'stages = ["crawl", "score", "export"]\n[crawl]\nsamples_per_shard = 20\nallow_addresses = ["127.0.0.1"]\n'
+                      f'[score]\n{scorer}\nkeep_top_fraction = 0.5\n')
+    out = tmp_path / "b"
+    wukong("build", recipe, "--input", url_list, "--out", out, "--limit", "40", "--quiet")
+    decisions = pl.read_parquet(sorted((out / "score").glob("[0-9]*.parquet")))
+    scores = decisions.filter(pl.col("reason") != "decode_failed")["filip_score"]
+    assert scores.null_count() == 0 and scores.is_between(-1, 1).all() and scores.n_unique() == scores.len() > 10
+    assert abs(decisions["reason"].is_null().sum() - 0.5 * decisions.height) <= 1
+    return decisions, json.loads((out / "manifest.json").read_text())
+
+
 def test_global_clip_score_from_local_open_clip_weights(url_list, tmp_path):
     """A user's own open_clip model and weights by path (here: the tiny config, weights saved by
     torch), through the whole score stage."""
@@ -93,16 +109,9 @@ def test_global_clip_score_from_local_open_clip_weights(url_list, tmp_path):
 
     model = open_clip.create_model(f"local-dir:{ASSETS / 'tiny-clip'}")
     torch.save(model.state_dict(), tmp_path / "clip.pt")
-    recipe = tmp_path / "clip.toml"
-    recipe.write_text(f'stages = ["crawl", "score", "export"]\n[crawl]\nsamples_per_shard = 100\nallow_addresses = ["127.0.0.1"]\n'
-                      f'[score]\nopen_clip_model = "local-dir:{ASSETS / "tiny-clip"}"\nopen_clip_weights = "clip.pt"\n'
-                      f'keep_top_fraction = 0.5\n')
-    out = tmp_path / "b"
-    wukong("build", recipe, "--input", url_list, "--out", out, "--quiet")
-    decisions = pl.read_parquet(sorted((out / "score").glob("[0-9]*.parquet")))
-    scores = decisions.filter(pl.col("reason") != "decode_failed")["filip_score"]
-    assert scores.null_count() == 0 and scores.is_between(-1, 1).all()
-    assert abs(decisions["reason"].is_null().sum() - 0.5 * decisions.height) <= 1
+    _, manifest = _scored_by(url_list, tmp_path, f'open_clip_model = "local-dir:{ASSETS / "tiny-clip"}"\n'
+                                                 f'open_clip_weights = "clip.pt"')
+    assert manifest["stages"]["score"]["decided_by"]["reads"]["open_clip_weights"]
 
 
 def _encoded(fmt: str) -> bytes:
@@ -197,17 +206,9 @@ def test_cn_clip_score_is_chinese_clips_own_cosine(cn_clip_checkpoint):
 
 def test_cn_clip_checkpoint_scores_a_build(url_list, cn_clip_checkpoint, tmp_path):
     """[score] cn_clip_model + cn_clip_weights through the whole stage."""
-    recipe = tmp_path / "cn.toml"
-    recipe.write_text(f'stages = ["crawl", "score", "export"]\n[crawl]\nsamples_per_shard = 20\nallow_addresses = ["127.0.0.1"]\n'
-                      f'[score]\ncn_clip_model = "RN50"\ncn_clip_weights = "{cn_clip_checkpoint}"\nkeep_top_fraction = 0.5\n')
-    out = tmp_path / "b"
-    wukong("build", recipe, "--input", url_list, "--out", out, "--limit", "40", "--quiet")
-    decisions = pl.read_parquet(sorted((out / "score").glob("[0-9]*.parquet")))
-    scores = decisions.filter(pl.col("reason") != "decode_failed")["filip_score"]
-    assert scores.null_count() == 0 and scores.is_between(-1, 1).all() and scores.n_unique() == scores.len() > 10
-    assert abs(decisions["reason"].is_null().sum() - 0.5 * decisions.height) <= 1
-    manifest = json.loads((out / "manifest.json").read_text())
+    _, manifest = _scored_by(url_list, tmp_path, f'cn_clip_model = "RN50"\ncn_clip_weights = "{cn_clip_checkpoint}"')
     assert manifest["stages"]["score"]["decided_by"]["reads"]["cn_clip_weights"]
+    assert "cn_clip" in manifest["stages"]["score"]["decided_by"]["reads"]["packages"]
 
 
 def test_png_build_scores_trains_and_aligns(url_list, tiny_run, tmp_path):
