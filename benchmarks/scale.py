@@ -412,31 +412,18 @@ def _context(root: str, workers: int):
 
 
 def step_exact(root: str, workers: int) -> dict:
-    """DedupeStage.run up to the exact apply (its statements, with the private _exact)."""
-    from wukong_data.build import remove_stale_tmp, write_json_atomic
-    from wukong_data.stages.dedupe import MAP, DedupeStage, ShardTask, apply_exact
-    from wukong_data.stages.per_shard import run_per_shard
+    """The dedupe stage up to the exact rules' apply (DedupeStage.exact_rules)."""
+    from wukong_data.stages.dedupe import DedupeStage
 
     ctx = _context(root, workers)
     start = time.perf_counter()
-    cfg, build = ctx.recipe.dedupe, ctx.build
-    dedupe = build.stage_dir("dedupe")
-    shards = build.crawl_shards()
-    for folder in [dedupe, *[p for p in dedupe.rglob("*") if p.is_dir()]]:
-        remove_stale_tmp(folder)
-    run_per_shard(ctx, "dedupe", "wukong_data.stages.dedupe:SignatureMap", "dedupe: signatures", map_dir=dedupe / MAP)
-    partitions = DedupeStage.partitions(ctx)
-    write_json_atomic(dedupe / "_partitions.json", {"partitions": partitions})
-    rules = tuple(r for r, on in (("url", cfg.exact_url), ("image", cfg.exact_image),
-                                  ("caption", bool(cfg.max_caption_count))) if on)
-    DedupeStage()._exact(ctx, rules, partitions)
-    ctx.engine.map(apply_exact, [ShardTask(str(build.root), s, partitions, rules, True) for s in shards])
+    partitions, _, _ = DedupeStage().exact_rules(ctx)
     return {"seconds": time.perf_counter() - start, "partitions": partitions, "engine_calls": ctx.engine.calls,
             "workers_peak_rss_mb": ctx.engine.workers_peak_mb()}
 
 
 def step_near(root: str, workers: int) -> dict:
-    """DedupeStage.run from the near-duplicate steps on (the private _near), then the final apply."""
+    """The dedupe stage from the near-duplicate steps on (DedupeStage.near_duplicates), then the final apply."""
     from wukong_data.stages.dedupe import DedupeStage, ShardTask, apply_final, near
     from wukong_data.stages.dedupe.search import plan
 
@@ -445,7 +432,7 @@ def step_near(root: str, workers: int) -> dict:
     partitions = json.loads((build.stage_dir("dedupe") / "_partitions.json").read_text())["partitions"]
     rules = ("url", "image", "caption")
     start = time.perf_counter()
-    DedupeStage()._near(ctx, partitions)
+    DedupeStage().near_duplicates(ctx, partitions)
     ctx.engine.map(apply_final, [ShardTask(str(build.root), s, partitions, rules, True) for s in build.crawl_shards()])
     seconds = time.perf_counter() - start
     folder = build.stage_dir("dedupe") / near.NEAR

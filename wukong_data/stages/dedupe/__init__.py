@@ -123,12 +123,21 @@ class DedupeStage:
     """Exact, frequency and near-duplicate rules, decided over the whole build in partitions."""
 
     def run(self, ctx: StageContext) -> None:
-        cfg, build = ctx.recipe.dedupe, ctx.build
-        dedupe = build.stage_dir("dedupe")
+        build = ctx.build
         shards = build.crawl_shards()
         todo = [s for s in shards if not build.decision_path("dedupe", s).exists()]
         if not todo:
             return
+        partitions, rules, pool = self.exact_rules(ctx)
+        if pool:
+            self.near_duplicates(ctx, partitions)
+        ctx.engine.map(apply_final, [ShardTask(str(build.root), s, partitions, rules, pool) for s in todo])
+
+    def exact_rules(self, ctx: StageContext) -> tuple[int, tuple[str, ...], bool]:
+        """The signatures (map), the exact rules per partition and their apply per shard:
+        (partitions, the exact rules on, whether the near-duplicate pool is filled)."""
+        cfg, build = ctx.recipe.dedupe, ctx.build
+        dedupe = build.stage_dir("dedupe")
         for folder in [dedupe, *[p for p in dedupe.rglob("*") if p.is_dir()]]:
             remove_stale_tmp(folder)
         run_per_shard(ctx, "dedupe", "wukong_data.stages.dedupe:SignatureMap", "dedupe: signatures",
@@ -144,11 +153,9 @@ class DedupeStage:
                                       ("caption", bool(cfg.max_caption_count))) if on)
         self._exact(ctx, rules, partitions)
         pool = cfg.near_duplicates or bool(cfg.against)
-        tasks = [ShardTask(str(build.root), s, partitions, rules, pool) for s in shards]
+        tasks = [ShardTask(str(build.root), s, partitions, rules, pool) for s in build.crawl_shards()]
         ctx.engine.map(apply_exact, [t for t in tasks if not _decided_path(dedupe, t.shard).exists()])
-        if pool:
-            self._near(ctx, partitions)
-        ctx.engine.map(apply_final, [t for t in tasks if t.shard in todo])
+        return partitions, rules, pool
 
     @staticmethod
     def partitions(ctx: StageContext) -> int:
@@ -173,7 +180,8 @@ class DedupeStage:
             ctx.engine.map(exact.reduce_partition, first, on_result=lambda _: advance())
             ctx.engine.map(exact.reduce_partition, then, on_result=lambda _: advance())
 
-    def _near(self, ctx: StageContext, partitions: int) -> None:
+    def near_duplicates(self, ctx: StageContext, partitions: int) -> None:
+        """Collapse, search, confirm and group the pool's near duplicates (near.py, search.py)."""
         cfg, build = ctx.recipe.dedupe, ctx.build
         folder = build.stage_dir("dedupe") / near.NEAR
         if (folder / "losers.parquet").exists():
