@@ -25,6 +25,7 @@ def pid_and_imported(seconds: float) -> tuple[int, bool]:
 
 
 def sleep_and_report(seconds: float) -> None:
-    """Print this worker's pid, then sleep."""
-    print(os.getpid(), flush=True)
+    """Print this worker's pid, then sleep. One write of the whole line: print() may write the
+    number and the newline apart (unbuffered output), and two workers' halves then interleave."""
+    os.write(1, f"{os.getpid()}\n".encode())
     time.sleep(seconds)
