@@ -96,8 +96,12 @@ def _drop_reuse(build: BuildDir, stage: str) -> None:
     reuse = build.reuse_dir(stage)
     if reuse.exists():
         remove(reuse)
-        if not any(reuse.parent.iterdir()):
-            remove(reuse.parent)
+        _remove_if_empty(reuse.parent)
+
+
+def _remove_if_empty(folder) -> None:
+    if not any(folder.iterdir()):
+        remove(folder)
 
 
 def _set_aside(build: BuildDir, recipe: Recipe, cleared: list[str], done: dict, fingerprints: dict,
@@ -138,8 +142,7 @@ def _put_back(build: BuildDir, stage: str) -> None:
         (reuse / DECIDED_BY).unlink()
         records.parent.mkdir(parents=True, exist_ok=True)
         reuse.rename(records)
-        if not any(reuse.parent.iterdir()):
-            remove(reuse.parent)
+        _remove_if_empty(reuse.parent)
 
 
 def _first_changed(recipe: Recipe, done: dict, fingerprints: dict, ui: UI) -> str | None:
