@@ -271,7 +271,8 @@ def bench_recipe():
 def generate(root: str, input_rows: int, views: int, bases_path: str) -> dict:
     """The build as the crawl and the dedupe map leave it: manifest, crawl shards (counts, stats
     and a stand-in parquet with img2dataset's columns and no rows), dedupe map records."""
-    from wukong_data.build import BuildDir, Counts, KeyLayout, atomic_path, write_json_atomic
+    from wukong_data.build import BuildDir, Counts, KeyLayout
+    from wukong_data.storage import atomic_path, write_json_atomic
     from wukong_data.stages.dedupe import MAP, SignatureMap
 
     build = BuildDir(root)
@@ -324,7 +325,8 @@ def generate(root: str, input_rows: int, views: int, bases_path: str) -> dict:
 def decide_filter_and_scores(root: str) -> dict:
     """After dedupe: the filter's decisions for the rows dedupe kept (rates FILTER_RATES), and the
     score map's records (key, filip_score) for the rows the filter kept."""
-    from wukong_data.build import BuildDir, atomic_path
+    from wukong_data.build import BuildDir
+    from wukong_data.storage import atomic_path
     from wukong_data.stages.score import MAP
 
     build = BuildDir(root)
@@ -497,7 +499,7 @@ def step_export(root: str, workers: int) -> dict:
     """The export's plan: counts from the counts files, plan_tasks shuffled and in key order, the
     plan id (as export_rows makes them); no image is copied. final/sizes.json is then written
     from the shuffled plan (untimed) for the funnel."""
-    from wukong_data.build import write_json_atomic
+    from wukong_data.storage import write_json_atomic
     from wukong_data.recipe import stages_before
     from wukong_data.stages.export import SIZES, plan_tasks
 

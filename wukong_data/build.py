@@ -27,19 +27,14 @@ import polars as pl
 
 from .errors import UserError
 from .outputs import check_decisions, crawl_reason
-from .storage import atomic_path, is_local, path, remove_stale_tmp, temporary_path, uri
+from .storage import atomic_path, is_local, path, uri, write_json_atomic
 
-__all__ = ["atomic_path", "remove_stale_tmp", "temporary_path", "write_json_atomic", "BuildDir", "Counts", "KeyLayout"]
+__all__ = ["BuildDir", "Counts", "KeyLayout"]
 
 MANIFEST = "manifest.json"
 COUNTS = ".counts.json"
 ADOPTED = "_adopted.json"  # DIR/crawl/: the img2dataset shards adopted as the crawl (stages/adopt.py)
 _VERSIONED_PACKAGES = ("wukong-data", "img2dataset", "pyarrow", "polars", "pillow", "webdataset")
-
-
-def write_json_atomic(path: Path, data) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 def package_versions() -> dict[str, str]:

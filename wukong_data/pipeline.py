@@ -7,12 +7,12 @@ import shlex
 import time
 from dataclasses import dataclass
 
-from .build import BuildDir, Counts, write_json_atomic
+from .build import BuildDir, Counts
 from .errors import ContractError, UserError
 from .fingerprint import changes, stage_fingerprints
 from .recipe import STAGE_ORDER, Recipe, stages_before
 from .stages import StageContext
-from .storage import is_local, remove
+from .storage import is_local, remove, write_json_atomic
 from .stages.crawl import CrawlStage
 from .stages.export import ExportStage
 from .stages.per_shard import ShardStage

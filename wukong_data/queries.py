@@ -55,7 +55,7 @@ def build_queries(corpus: list[Path], min_count: int = 5, top_k: int = 10000,
 
 
 def write_queries(queries: list[tuple[str, int]], out: Path, with_counts: bool) -> None:
-    from .build import atomic_path
+    from .storage import atomic_path
 
     with atomic_path(out) as tmp:
         tmp.write_text("".join(f"{q}\t{n}\n" if with_counts else f"{q}\n" for q, n in queries), encoding="utf-8")

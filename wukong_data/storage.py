@@ -70,6 +70,11 @@ def atomic_path(final):
         final.fs.put_file(str(tmp), final.path)
 
 
+def write_json_atomic(path, data) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
 def move(source, target) -> None:
     """Rename a complete file into place (on object storage: a copy of the one object, then a delete)."""
     if is_local(target):

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..build import atomic_path, write_json_atomic
+from ..storage import atomic_path, write_json_atomic
 from ..errors import UserError
 from .model import FILIP
 from .presets import FilipConfig

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from ..build import atomic_path, write_json_atomic
+from ..storage import atomic_path, write_json_atomic
 from ..errors import UserError
 from . import checkpoint
 from .data import LoaderSpec, batches_per_epoch, captions, loader, shards

@@ -10,7 +10,8 @@ from html import escape
 from pathlib import Path
 
 from .. import __version__
-from ..build import BuildDir, atomic_path
+from ..build import BuildDir
+from ..storage import atomic_path
 from ..errors import UserError
 from ..outputs import meaning
 from . import svg

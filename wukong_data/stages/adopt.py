@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow.parquet as pq
 
-from ..build import ADOPTED, BuildDir, KeyLayout, atomic_path, write_json_atomic
+from ..build import ADOPTED, BuildDir, KeyLayout
 from ..errors import UserError
-from ..storage import path, uri
+from ..storage import atomic_path, path, uri, write_json_atomic
 from . import StageContext
 
 # What the stages read of a crawl shard (besides the image column).

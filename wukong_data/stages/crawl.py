@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from ..build import BuildDir, Counts, KeyLayout, atomic_path, write_json_atomic
+from ..build import BuildDir, Counts, KeyLayout
 from ..errors import Incomplete, UserError
 from ..readers import read_inputs
 from ..recipe import CrawlConfig
-from ..storage import remove
+from ..storage import atomic_path, remove, write_json_atomic
 from . import StageContext
 
 _INPUT_DONE = "_done.json"

@@ -31,10 +31,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..build import BuildDir, atomic_path, check_keys, remove_stale_tmp, write_json_atomic
+from ..build import BuildDir, check_keys
 from ..card import card
 from ..recipe import stages_before
-from ..storage import path, remove, uri
+from ..storage import atomic_path, path, remove, remove_stale_tmp, uri, write_json_atomic
 from . import StageContext
 
 PLAN = "_plan.json"

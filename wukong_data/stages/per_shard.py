@@ -18,11 +18,11 @@ from pathlib import Path
 
 import polars as pl
 
-from ..build import BuildDir, atomic_path, remove_stale_tmp
+from ..build import BuildDir
 from ..engines import CPU, Resources
 from ..errors import ContractError
 from ..recipe import Recipe, stages_before
-from ..storage import path, uri
+from ..storage import atomic_path, path, remove_stale_tmp, uri
 from . import StageContext
 
 

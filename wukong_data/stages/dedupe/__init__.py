@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from ...build import BuildDir, atomic_path, remove_stale_tmp, write_json_atomic
+from ...build import BuildDir
 from ...engines import Resources
-from ...storage import path, remove, uri
+from ...storage import atomic_path, path, remove, remove_stale_tmp, uri, write_json_atomic
 from .. import StageContext
 from ..per_shard import entering_counts, run_per_shard
 from . import exact, near

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import polars as pl
 
-from ...build import atomic_path
 from ...errors import UserError
-from ...storage import uri
+from ...storage import atomic_path, uri
 from .signatures import SIGNATURE_VERSION, image_signature
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}

@@ -33,8 +33,7 @@ import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ...build import atomic_path, write_json_atomic
-from ...storage import is_local, path, uri
+from ...storage import atomic_path, is_local, path, uri, write_json_atomic
 from . import search
 from .partitions import read_range, write_sorted
 from .signatures import COLOUR_BYTES, MATCHING_VIEWS, unpack_colours

@@ -37,7 +37,7 @@ def in_range(column: str, p: int, partitions: int) -> pl.Expr:
 
 
 def write_sorted(frame: pl.DataFrame, by: str, path: Path) -> None:
-    from ...build import atomic_path
+    from ...storage import atomic_path
 
     with atomic_path(path) as tmp:
         frame.sort(by).write_parquet(tmp, row_group_size=ROW_GROUP, statistics=True)

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ...build import BuildDir, atomic_path, write_json_atomic
+from ...build import BuildDir
 from ...filip.files import CONFIG, VOCAB, WEIGHTS
 from ...engines import Resources
 from ...errors import UserError
-from ...storage import is_local, local_copy, path, uri
+from ...storage import atomic_path, is_local, local_copy, path, uri, write_json_atomic
 from ...recipe import ScoreConfig, stages_before
 from .. import StageContext, select
 from ..per_shard import entering_counts, run_per_shard, stage_config
