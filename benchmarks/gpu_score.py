@@ -4,9 +4,10 @@
   and GPU scores equal CPU scores of the same pairs (decoders agree).
 - Decode: `decode_batch` (one batched nvJPEG call) vs one decode_jpeg call per image on the GPU
   vs Pillow on the CPU, in images/s, same run.
-- Pairs/s of the whole scorer (vit-b-32) beside the bare forward on pre-decoded tensors.
+- Pairs/s of the whole scorer beside its parts: the decode, the per-image resize and crop
+  (`_prepare`), and the bare forward on prepared tensors.
 
-    python benchmarks/gpu_score.py --pairs 2048 --batch-size 256
+    python benchmarks/gpu_score.py --model vit-b-32 --pairs 2048 --batch-size 256
 """
 from __future__ import annotations
 
@@ -34,10 +35,11 @@ from wukong_data.stages.score.scorer import Scorer, decode_batch
 
 
 def timed(fn) -> float:
-    torch.cuda.synchronize()
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    sync()
     start = time.perf_counter()
     fn()
-    torch.cuda.synchronize()
+    sync()
     return time.perf_counter() - start
 
 
@@ -51,8 +53,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=2048)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--model", default="vit-b-32", choices=sorted(PRESETS))
+    parser.add_argument("--device", default="cuda", help="cpu: a dry run of this script where there is no GPU")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("needs a GPU")
     rng = random.Random(0)
     pictures, captions = [], []
@@ -61,13 +65,14 @@ def main() -> None:
         pictures.append(draw(c, s, p, b, size=(256, 256), rng=rng))
         captions.append(rng.choice(TEMPLATES).format(bg=b, pos=p, colour=c, shape=s))
     jpgs = [encode(p, "jpg") for p in pictures]
-    cuda = torch.device("cuda")
-    out = {"device": torch.cuda.get_device_name(), "model": "vit-b-32", "pairs": args.pairs, "batch": args.batch_size}
+    cuda = torch.device(args.device)  # named for the GPU it is meant for; cpu in a dry run
+    out = {"device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu", "model": args.model,
+           "pairs": args.pairs, "batch": args.batch_size}
     with tempfile.TemporaryDirectory() as tmp:
         vocab = ChineseTokenizer.train(captions, tmp, vocab_size=2000)
-        model = FILIP(dataclasses.replace(PRESETS["vit-b-32"], vocab_size=ChineseTokenizer(vocab).vocab_size))
+        model = FILIP(dataclasses.replace(PRESETS[args.model], vocab_size=ChineseTokenizer(vocab).vocab_size))
         save_weights(model, vocab, Path(tmp) / "run")
-        gpu = Scorer(Path(tmp) / "run", "cuda", args.batch_size)
+        gpu = Scorer(Path(tmp) / "run", args.device, args.batch_size)
         cpu = Scorer(Path(tmp) / "run", "cpu", 64)
         n_check = 128
         for fmt in ("jpg", "png", "webp"):
@@ -90,11 +95,13 @@ def main() -> None:
         }
         gpu.score(jpgs[:args.batch_size], captions[:args.batch_size])  # warm-up
         out["scorer_pairs_per_s"] = round(args.pairs / timed(lambda: gpu.score(jpgs, captions)), 1)
-        tensors = torch.stack([gpu._prepare(t) for b in batches for t in decode_batch(b, cuda)])
-        ids = gpu.tokenizer(captions).cuda()
+        decoded = [t for b in batches for t in decode_batch(b, cuda)]
+        out["prepare_images_per_s"] = round(len(jpgs) / timed(lambda: [gpu._prepare(t) for t in decoded]), 1)
+        tensors = torch.stack([gpu._prepare(t) for t in decoded])
+        ids = gpu.tokenizer(captions).to(cuda)
 
         def bare():
-            with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.no_grad(), torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.device == "cuda"):
                 for i in range(0, len(jpgs), args.batch_size):
                     img, txt, mask = gpu.model(tensors[i:i + args.batch_size], ids[i:i + args.batch_size])
                     pair_scores(img.float(), txt.float(), mask)

@@ -14,6 +14,7 @@ SMALLEST = {
     "e2e_scale.py": ["--sizes", "100", "--workers", "1"],
     "filip_loss.py": ["--batches", "8", "--dim", "32"],
     "filter.py": ["--captions", "2000", "--images", "4"],
+    "gpu_nsfw.py": ["--count", "32"],
     "nsfw_benign.py": ["--photos", "16"],
     "score.py": ["--pairs", "32", "--batch-size", "16", "--models", "tiny"],
     "stats.py": ["--rows", "500", "--per-shard", "250"],
@@ -21,7 +22,7 @@ SMALLEST = {
 # A GPU (the machine lent for device checks), the photo set at its fixed size (5 minutes), or
 # builds and trainings that take a minute or more even at the smallest size, where the tests
 # already run the same paths (CI's 25 minutes): these import and answer --help.
-HELP_ONLY = ["crawl.py", "engines.py", "gpu_near_search.py", "gpu_score.py", "gpu_train.py", "near_dup_signatures.py",
+HELP_ONLY = ["crawl.py", "engines.py", "gpu_check.py", "gpu_near_search.py", "gpu_score.py", "gpu_train.py", "near_dup_signatures.py",
              "real_pairs.py", "rerun.py", "scale.py", "synthetic_crawl.py", "train_step.py"]
 FLICKR = BENCHMARKS.parents[1] / "shared" / "flickr8k-cn"
 
