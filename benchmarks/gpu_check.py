@@ -18,6 +18,10 @@ limit, so one failure or overrun leaves the others' results (all within --budget
     # there
     python benchmarks/gpu_check.py --archive .gpu/builds.tar.xz --out $OUT/gpu_check.json
 
+On one H200 all parts need about 12 minutes, more than one call of 10: split them with --only.
+Seen there (docs/benchmarks.md): the scorer parts take ~35 s each, `vit-b-32` training ~90-110 s
+per loss at 200 steps, `tiny` ~70 s; nsfw's CPU measurements alone took ~55 s of 4,096 images.
+
 A GPU machine's image may lack polars (its 54 MB wheel cannot travel with the call). Then the
 package folders whose __init__ wires the pipeline's stages are registered bare, so the modules
 measured here (the scorer, the NSFW scorer, the demo's drawings) import without those stages.
@@ -51,10 +55,10 @@ def parts(builds: Path, steps: int, workers: int, dry_run: bool) -> list[tuple[s
         ("score_tiny", ["benchmarks/gpu_score.py", "--model", "tiny", "--pairs", pairs, "--batch-size", batch, *cpu], 75),
         ("score_vit_b_32", ["benchmarks/gpu_score.py", "--model", "vit-b-32", "--pairs", pairs, "--batch-size", batch,
                             *cpu], 90),
-        ("nsfw", ["benchmarks/gpu_nsfw.py", "--images", str(builds / "val" / "final"), "--count", images], 60),
+        ("nsfw", ["benchmarks/gpu_nsfw.py", "--images", str(builds / "val" / "final"), "--count", images], 120),
         *[(f"real_pairs_{model.replace('-', '_')}_{loss}",
            [*real_pairs, "--model", model, "--losses", loss, "--runs", str(builds / "runs" / f"{model}-{loss}")], limit)
-          for model, limit in (("vit-b-32", 110), ("tiny", 70)) for loss in ("filip", "clip")],
+          for model, limit in (("vit-b-32", 150), ("tiny", 90)) for loss in ("filip", "clip")],
         *([] if dry_run else [("train_vit_b_32", ["benchmarks/gpu_train.py", "--model", "vit-b-32",
                                                   "--batch-size", batch], 40)]),
     ]
@@ -146,7 +150,7 @@ def main() -> None:
     parser.add_argument("--pack", type=Path, metavar="BUILDS", help="pack these builds into --archive and stop")
     parser.add_argument("--out", type=Path, default=Path("gpu_check.json"))
     parser.add_argument("--budget", type=int, default=480, help="seconds for all parts together")
-    parser.add_argument("--steps", type=int, default=400, help="training steps of each real_pairs run")
+    parser.add_argument("--steps", type=int, default=200, help="training steps of each real_pairs run")
     parser.add_argument("--only", nargs="+", help="run these parts alone, in this order")
     parser.add_argument("--dry-run", action="store_true", help="each part on the CPU at a token size")
     parser.add_argument("--part", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
