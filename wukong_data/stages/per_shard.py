@@ -45,7 +45,7 @@ def _processor(spec: str, config_json: str):
     return getattr(importlib.import_module(module), cls).from_config(json.loads(config_json))
 
 
-def entering_rows(build: BuildDir, shard: str, prior: tuple[str, ...], columns: list[str]) -> pl.LazyFrame:
+def entering_rows(build: BuildDir, shard: str, prior: tuple[str, ...], columns: list[str]) -> pl.DataFrame:
     """The shard's rows kept by the last of `prior`, with the newest version of each column (a
     stage's own version of a column, such as the filter's cleaned caption, replaces the crawl's)."""
     rows = build.scan_crawl(shard).join(build.kept(prior[-1], shard), on="key", how="semi")
@@ -55,7 +55,7 @@ def entering_rows(build: BuildDir, shard: str, prior: tuple[str, ...], columns: 
         if newer:
             rows = rows.drop(newer).join(decided.select("key", *newer), on="key", how="left")
     # In key order (a crawl writes rows as downloads finish): the same rows give the same files.
-    return rows.select(columns).sort("key")
+    return rows.select(columns).sort("key").collect()
 
 
 def _reused(task: ShardTask, keys: pl.DataFrame) -> pl.DataFrame | None:
@@ -73,20 +73,14 @@ def run_shard(task: ShardTask) -> tuple[int, int]:
     build = BuildDir(task.root)
     processor = _processor(task.processor, task.config_json)
     rows = entering_rows(build, task.shard, task.prior, processor.input_columns)
-    keys = rows.select("key").collect()
-    reused = _reused(task, keys)
-    if reused is None:
-        todo = rows.collect()
-    else:  # only the rows to compute are read whole: a shard whose rows are all reused reads no image
-        wanted = keys.join(reused.select("key"), on="key", how="anti")["key"]
-        todo = rows.filter(pl.col("key").is_in(wanted)).collect() if len(wanted) else \
-            pl.DataFrame(schema=rows.collect_schema())
+    reused = _reused(task, rows.select("key"))
+    todo = rows if reused is None else rows.join(reused.select("key"), on="key", how="anti", maintain_order="left")
     out = processor.process(todo) if todo.height or reused is None else reused.clear()
     if out.height != todo.height or not out["key"].sort().equals(todo["key"].sort()):
         raise ContractError(f"{task.processor} gave {out.height} rows for the {todo.height} entering rows of "
                             f"shard {task.shard}; a processor must give one row per entering row")
     if reused is not None:
-        out = keys.join(pl.concat([reused, out]), on="key", how="left", maintain_order="left")
+        out = rows.select("key").join(pl.concat([reused, out]), on="key", how="left", maintain_order="left")
     if task.stage:
         build.write_decisions(task.stage, task.shard, out)
     elif hasattr(processor, "write"):  # records a partitioned reduce reads in its own layout
@@ -94,7 +88,7 @@ def run_shard(task: ShardTask) -> tuple[int, int]:
     else:
         with atomic_path(path(task.out_dir) / f"{task.shard}.parquet") as tmp:
             out.write_parquet(tmp)
-    return keys.height, 0 if reused is None else reused.height
+    return rows.height, 0 if reused is None else reused.height
 
 
 def stage_config(recipe: Recipe, stage: str) -> dict:
