@@ -12,7 +12,7 @@ limit, so one failure or overrun leaves the others' results (all within --budget
 - train_vit_b_32: benchmarks/gpu_train.py (the model and loss alone, synthetic inputs).
 
     # here, once: the builds and their archive (train photos re-encoded small enough to travel)
-    python benchmarks/real_pairs.py --builds .gpu/builds --train-photos 3500 --train-captions 5 \\
+    python benchmarks/real_pairs.py --builds .gpu/builds --train-photos 3200 --train-captions 5 \\
         --photo-quality 60 --steps 1 --losses clip --no-align
     python benchmarks/gpu_check.py --pack .gpu/builds --archive .gpu/builds.tar.xz
     # there
@@ -21,6 +21,10 @@ limit, so one failure or overrun leaves the others' results (all within --budget
 On one H200 all parts need about 12 minutes, more than one call of 10: split them with --only.
 Seen there (docs/benchmarks.md): the scorer parts take ~35 s each, `vit-b-32` training ~90-110 s
 per loss at 200 steps, `tiny` ~70 s; nsfw's CPU measurements alone took ~55 s of 4,096 images.
+
+The H200 image lacked, and the call carried as wheels (built for its Python 3.12): open_clip_torch,
+ftfy, wcwidth, webdataset, braceexpand, universal_pathlib, pathlib_abc, nudenet and onnx2torch
+(13 MB); with the archive (32.6 MiB for 16,000 train and 1,000 val rows) they fit a call's 64 MiB.
 
 A GPU machine's image may lack polars (its 54 MB wheel cannot travel with the call). Then the
 package folders whose __init__ wires the pipeline's stages are registered bare, so the modules
