@@ -109,10 +109,10 @@ def pack(builds: Path, archive: Path) -> None:
     print(f"{archive}: {archive.stat().st_size / 2**20:.1f} MiB")
 
 
-def run(command: list[str], limit: int, archive: Path) -> dict:
+def run(command: list[str], limit: int) -> dict:
     """One part in its own process group (a timeout also stops the processes it started)."""
     tic = time.monotonic()
-    proc = subprocess.Popen([sys.executable, __file__, "--archive", str(archive), "--part", *command], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, __file__, "--part", *command], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         stdout, stderr = proc.communicate(timeout=limit)
@@ -150,7 +150,7 @@ def machine() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--archive", type=Path, required=True, help="the builds, packed by --pack")
+    parser.add_argument("--archive", type=Path, help="the builds, packed by --pack (required but with --part)")
     parser.add_argument("--pack", type=Path, metavar="BUILDS", help="pack these builds into --archive and stop")
     parser.add_argument("--out", type=Path, default=Path("gpu_check.json"))
     parser.add_argument("--budget", type=int, default=480, help="seconds for all parts together")
@@ -161,6 +161,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.part:
         return run_part(args.part[0], args.part[1:])
+    if args.archive is None:
+        parser.error("--archive is required")
     if args.pack:
         return pack(args.pack, args.archive)
     deadline = time.monotonic() + args.budget
@@ -177,7 +179,7 @@ def main() -> None:
             if limit < 10:
                 result[name] = {"skipped": "out of budget"}
                 continue
-            result[name] = run(command, limit, args.archive)
+            result[name] = run(command, limit)
             print(name, json.dumps(result[name])[:300], flush=True)
             args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
