@@ -1,8 +1,8 @@
 """Filter throughput per core on real Wukong release captions (the shared real-text folder,
 tests/namedev.py), repeated: the whole text chain with person names masked, beside the same
 chain with names kept in the same run; the parts of name masking (the screen, the share it sends
-to LAC, LAC's encoder and the layer on those); NSFW images/s on CPU; the floor (reading the
-caption column).
+to LAC, LAC's encoder, the layer and LAC's CRF decoding on those); NSFW images/s on CPU; the
+floor (reading the caption column).
 
     python benchmarks/filter.py --captions 100000
 """
@@ -91,10 +91,15 @@ def main() -> None:
     parts["screen_per_s"] = rate(len(texts), seconds)
     sent = [texts[i] for i in rec.screened(texts)]
     parts["screen_sends_fraction"] = round(len(sent) / len(texts), 4)
-    features, seconds = timed(lambda: rec.encoder.features(sent))
+    batches, seconds = timed(lambda: list(rec.encoder.batches(sent)))
     parts["lac_encoder_on_sent_per_s"] = rate(len(sent), seconds)
-    _, seconds = timed(lambda: [rec.layer.probabilities(f) for f in features if f is not None])
+    probabilities, seconds = timed(lambda: [rec.layer.probabilities(f) for _, f in batches])
     parts["layer_on_sent_per_s"] = rate(len(sent), seconds)
+    # LAC's words are decoded only for the texts with a character at min_probability.
+    sure = [f[p.max(axis=1) >= FilterConfig().person_name_min_probability] for (_, f), p in zip(batches, probabilities)]
+    parts["crf_decoded_fraction_of_sent"] = round(sum(len(f) for f in sure) / max(len(sent), 1), 4)
+    _, seconds = timed(lambda: [rec.encoder.decode(f) for f in sure if len(f)])
+    parts["crf_decode_per_s_of_sent"] = rate(len(sent), seconds)
     result["parts_on"] = len(texts)
     result["parts"] = parts
 

@@ -102,7 +102,7 @@ class FilterConfig:
     person_name_placeholder: str = "<人名>"
     # A name's characters average at least this probability of being in one; lower masks more
     # names and more ordinary words.
-    person_name_min_probability: float = 0.5
+    person_name_min_probability: float = 0.65
     name_batch_size: int = 64
     decode_check: bool = True
     nsfw_image: bool = True
