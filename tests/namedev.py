@@ -31,6 +31,10 @@ import io
 import os
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = Path(__file__).parent / "data" / "names" / "labels.tsv"
@@ -93,7 +97,7 @@ def labels() -> dict[tuple[str, int], tuple[str, list[tuple[int, int, str]]]]:
     return _read_labels(LABELS)
 
 
-def training_captions() -> list[tuple[str, "np.ndarray"]]:
+def training_captions() -> list[tuple[str, np.ndarray]]:
     """(text, per character 1 in a name, 0 not, -1 unknown (an A span)) for the training lines,
     whole (the release's placeholders in them)."""
     import numpy as np
@@ -113,12 +117,12 @@ def training_captions() -> list[tuple[str, "np.ndarray"]]:
     return rows
 
 
-def training_rows() -> list[tuple[str, "np.ndarray"]]:
+def training_rows() -> list[tuple[str, np.ndarray]]:
     """The training lines cut at the release's placeholders into the pieces the filter reads."""
     return [piece for text, target in training_captions() for piece in pieces(text, target)]
 
 
-def pieces(text: str, target) -> list[tuple[str, "np.ndarray"]]:
+def pieces(text: str, target) -> list[tuple[str, np.ndarray]]:
     """(piece, its targets) for the non-empty pieces of a text between placeholders."""
     out, at = [], 0
     for piece in text.split(PLACEHOLDER):
