@@ -101,7 +101,7 @@ def _person_names(recipe: dict) -> list[str]:
             else "looked for, and captions naming someone dropped (reason `person_name`)")
     return [f"- Person names were {done} (`person_names = \"{policy}\"`, `person_name_min_probability = "
             f"{cfg['person_name_min_probability']}`) by a named-entity recogniser tuned for precision on real web "
-            "captions: it misses many names (one in three on held-out Wukong captions at 0.65; the wukong-data "
+            "captions: it misses many names (one in four on held-out Wukong captions at 0.65; the wukong-data "
             "README gives the measured rates) and takes a few words for names."]
 
 
