@@ -17,7 +17,9 @@ gives the probability that the character is in a person name. It is trained on:
 Four networks from four seeds; the layer averages their probabilities.
 
 The screen (names.NameScreen) learns the layer's probabilities on the real-text sets' other
-texts (tests/namedev.py: unlabelled_texts), and the labels above where there are labels.
+texts (tests/namedev.py: unlabelled_texts), and whether the filter masks a name in each, and the
+labels above where there are labels. The hand-labelled captions holding the release's <人名> are
+also read with real names in its slots (slot_filled).
 
     python tests/name_layer.py --mirrors MIRRORS --out wukong_data/stages/filter
 
@@ -125,6 +127,8 @@ def slot_filled(corpora: list[tuple[str, np.ndarray]], fills: int, seed: int = 0
     names themselves. The names: those labelled in the training lines and the corpora's, none
     found in a text of the development set's sample. A character touching a filled slot counts
     as unknown: it may be the rest of the name the placeholder hid (安<人名>·朱莉)."""
+    from wukong_data.stages.filter.names import _runs
+
     captions = namedev.training_captions()
     sampled = [namedev.lines(name)[line - 1] for name, line in namedev.labels()]
     names = set()
@@ -155,11 +159,6 @@ def slot_filled(corpora: list[tuple[str, np.ndarray]], fills: int, seed: int = 0
                 at += len(part)
             out.append((filled, np.array(labels, np.float32)))
     return out
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 def train(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
