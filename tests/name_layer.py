@@ -127,17 +127,8 @@ def slot_filled(corpora: list[tuple[str, np.ndarray]], fills: int, seed: int = 0
     names themselves. The names: those labelled in the training lines and the corpora's, none
     found in a text of the development set's sample. A character touching a filled slot counts
     as unknown: it may be the rest of the name the placeholder hid (安<人名>·朱莉)."""
-    from wukong_data.stages.filter.names import _runs
-
     captions = namedev.training_captions()
-    sampled = [namedev.lines(name)[line - 1] for name, line in namedev.labels()]
-    names = set()
-    for text, target in corpora + [p for c in captions for p in namedev.pieces(*c)]:
-        for start, end in _runs(target == 1):
-            if end - start >= 2:
-                names.add(text[start:end])
-    sample_text = "\n".join(sampled)
-    names = sorted(n for n in names if n not in sample_text and namedev.PLACEHOLDER not in n)
+    names = fill_names(corpora, captions)
     rng = np.random.default_rng(seed)
     out = []
     for text, target in captions:
@@ -159,6 +150,20 @@ def slot_filled(corpora: list[tuple[str, np.ndarray]], fills: int, seed: int = 0
                 at += len(part)
             out.append((filled, np.array(labels, np.float32)))
     return out
+
+
+def fill_names(corpora: list[tuple[str, np.ndarray]], captions: list[tuple[str, np.ndarray]]) -> list[str]:
+    """The names (two characters or more) labelled in the corpora and the training captions, less
+    any found in a text of the development set's sample."""
+    from wukong_data.stages.filter.names import _runs
+
+    names = set()
+    for text, target in corpora + [p for c in captions for p in namedev.pieces(*c)]:
+        for start, end in _runs(target == 1):
+            if end - start >= 2:
+                names.add(text[start:end])
+    sampled = "\n".join(namedev.lines(name)[line - 1] for name, line in namedev.labels())
+    return sorted(n for n in names if n not in sampled)
 
 
 def train(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:

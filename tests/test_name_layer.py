@@ -52,11 +52,12 @@ def test_the_numpy_screen_gives_what_the_trained_screen_gives(tmp_path):
 
     rng = np.random.default_rng(0)
     embedding = rng.normal(size=(50, 8)).astype(np.float32)
-    rows = [(rng.integers(0, 50, size=n), rng.random(n).astype(np.float32)) for n in rng.integers(1, 30, size=64)]
+    rows = [(rng.integers(0, 50, size=n), rng.random(n).astype(np.float32), bool(rng.random() < 0.2))
+            for n in rng.integers(1, 30, size=64)]
     model = name_layer.train_screen(rows, embedding)
     name_layer.save(tmp_path / "screen.npz", {"sources": {}}, **model.arrays())
     screen = NameScreen(tmp_path / "screen.npz", embedding)
-    ids = [i for i, _ in rows]
+    ids = [i for i, *_ in rows]
     with torch.no_grad():
         expected = [torch.sigmoid(model(torch.tensor(i)[None], torch.tensor([len(i)])))[0].numpy() for i in ids]
     for got, want in zip(screen.probabilities(ids, chunk=50), expected):
@@ -74,3 +75,22 @@ def test_training_rows_read_our_labels():
     # between placeholders).
     sampled = {namedev.lines(s)[line - 1] for s, line in namedev.labels()}
     assert not {t for t, _ in rows if len(t) > 3} & {p for t in sampled for p in t.split(namedev.PLACEHOLDER)}
+
+
+def test_the_release_placeholders_are_filled_with_names_no_sample_text_holds():
+    if not (namedev.real_text() / "extra").is_dir():
+        pytest.skip(f"no shared real text at {namedev.real_text()}")
+    corpora = [("赫连明轩在北京", np.array([1, 1, 1, 1, 0, 0, 0], np.float32))]
+    captions = namedev.training_captions()
+    names = name_layer.fill_names(corpora, captions)
+    sampled = "\n".join(namedev.lines(s)[line - 1] for s, line in namedev.labels())
+    assert "赫连明轩" in names and len(names) > 1_000 and not [n for n in names if n in sampled]
+    holding = [(t, y) for t, y in captions if namedev.PLACEHOLDER in t]
+    rows = name_layer.slot_filled(corpora, fills=2)
+    assert len(rows) == 2 * len(holding) > 500
+    for (text, target), (original, labels) in zip(rows, [h for h in holding for _ in range(2)]):
+        assert namedev.PLACEHOLDER not in text and len(target) == len(text)
+        # Each placeholder became a name (a character touching a filled slot counts as unknown).
+        assert len(text) >= len(original) - len(namedev.PLACEHOLDER) * original.count(namedev.PLACEHOLDER) \
+            + 2 * original.count(namedev.PLACEHOLDER)
+        assert (target == 1).sum() >= original.count(namedev.PLACEHOLDER)
