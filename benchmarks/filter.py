@@ -29,7 +29,7 @@ from wukong_data.recipe import FilterConfig  # noqa: E402
 from wukong_data.stages.filter import FilterStage  # noqa: E402
 from wukong_data.stages.filter.rules import TEXT_RULES  # noqa: E402
 from wukong_data.stages.filter.image import nsfw_scorer  # noqa: E402
-from wukong_data.stages.filter.names import recogniser  # noqa: E402
+from wukong_data.stages.filter.names import LAC_PERSON_EASE, recogniser  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import namedev  # noqa: E402
@@ -95,8 +95,9 @@ def main() -> None:
     parts["lac_encoder_on_sent_per_s"] = rate(len(sent), seconds)
     probabilities, seconds = timed(lambda: [rec.layer.probabilities(f) for _, f in batches])
     parts["layer_on_sent_per_s"] = rate(len(sent), seconds)
-    # LAC's words are decoded only for the texts with a character at min_probability.
-    sure = [f[p.max(axis=1) >= FilterConfig().person_name_min_probability] for (_, f), p in zip(batches, probabilities)]
+    # LAC's words are decoded only for the texts with a character at min_probability less LAC's ease.
+    floor = FilterConfig().person_name_min_probability - LAC_PERSON_EASE
+    sure = [f[p.max(axis=1) >= floor] for (_, f), p in zip(batches, probabilities)]
     parts["crf_decoded_fraction_of_sent"] = round(sum(len(f) for f in sure) / max(len(sent), 1), 4)
     _, seconds = timed(lambda: [rec.encoder.decode(f) for f in sure if len(f)])
     parts["crf_decode_per_s_of_sent"] = rate(len(sent), seconds)

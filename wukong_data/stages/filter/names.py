@@ -266,10 +266,12 @@ def name_spans(text: str, p: np.ndarray, tags: np.ndarray, begins: np.ndarray, m
         needed = min_probability - LAC_PERSON_EASE * bool((tags[start:end] == "PER").any())
         if end > start and (end - start >= 2 or not _HAN.match(text[start])) and p[start:end].mean() >= needed:
             spans.append((start, end))
-    for name in {text[a:b] for a, b in spans}:  # the same name elsewhere in the text
+    for name in {text[a:b] for a, b in spans}:  # the same name elsewhere, but not at a fence
         at = text.find(name)
         while at >= 0:
-            if not any(a < at + len(name) and at < b for a, b in spans):
+            fence = (fenced[0] and not text[:at].strip(_NAME_JOINERS)) or \
+                    (fenced[1] and not text[at + len(name):].strip(_NAME_JOINERS))
+            if not fence and not any(a < at + len(name) and at < b for a, b in spans):
                 spans.append((at, at + len(name)))
             at = text.find(name, at + 1)
     return sorted(spans)
@@ -339,12 +341,8 @@ def find_names(captions: list[str], recogniser: NameRecogniser, placeholder: str
     out = []
     for parts in pieces:
         spans, offset = [], 0
-        for k, part in enumerate(parts):
-            for start, end in next(found):
-                beside = (k > 0 and not part[:start].strip(_NAME_JOINERS)) or \
-                         (k < len(parts) - 1 and not part[end:].strip(_NAME_JOINERS))
-                if not beside:
-                    spans.append((offset + start, offset + end))
+        for part in parts:
+            spans += [(offset + start, offset + end) for start, end in next(found)]
             offset += len(part) + len(placeholder)
         out.append(spans)
     return out
