@@ -48,6 +48,9 @@ def read_images(folder: Path | None, count: int) -> tuple[list[bytes], str]:
     return (images * (count // len(images) + 1))[:count], source
 
 
+REFERENCE = 64  # images whose detector outputs are compared between onnxruntime and CUDA
+
+
 def per_s(n: int, seconds: float) -> float:
     return round(n / seconds, 1)
 
@@ -73,15 +76,8 @@ def main() -> None:
            "onnxruntime": ort.__version__, "onnxruntime_providers": ort.get_available_providers()}
     progress(out)
 
-    scorer = NsfwScorer()
-    out["rule_providers_used"] = scorer.session.get_providers()
-    progress(out)
-    scorer.scores(images[:64])  # warm-up
-    tic = time.perf_counter()
-    scorer.scores(images, batch_size=32)
-    out["rule_images_per_s"] = per_s(len(images), time.perf_counter() - tic)
-    progress(out)
-
+    # The CUDA measurement first: it is what a GPU machine is lent for, and the CPU parts after it
+    # are the slow ones (a caller's time limit then cuts those, whose progress lines survive).
     tic = time.perf_counter()
     blobs = np.concatenate([detector._read_image(data, 320)[0] for data in images])
     out["preprocess_images_per_s_one_core"] = per_s(len(images), time.perf_counter() - tic)
@@ -90,21 +86,17 @@ def main() -> None:
     model = os.path.join(os.path.dirname(nudenet.__file__), "320n.onnx")
     cpu = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     name = cpu.get_inputs()[0].name
-    cpu.run(None, {name: blobs[:32]})
-    tic = time.perf_counter()
-    reference = np.concatenate([cpu.run(None, {name: blobs[i:i + 32]})[0] for i in range(0, len(blobs), 32)])
-    out["detector_images_per_s_onnxruntime_cpu_all_cores"] = per_s(len(blobs), time.perf_counter() - tic)
-    progress(out)
+    reference = cpu.run(None, {name: blobs[:REFERENCE]})[0]
 
     import torch
 
-    if torch.cuda.is_available() and "CUDAExecutionProvider" not in out["rule_providers_used"]:
+    if torch.cuda.is_available() and "CUDAExecutionProvider" not in ort.get_available_providers():
         from onnx2torch import convert
 
         net = convert(model).eval().cuda()
         on_gpu = torch.from_numpy(blobs).cuda()
         with torch.no_grad():
-            converted = torch.cat([net(on_gpu[i:i + 256]) for i in range(0, len(blobs), 256)]).cpu().numpy()
+            converted = net(on_gpu[:REFERENCE]).cpu().numpy()
             out["detector_torch_cuda_max_abs_diff_from_onnxruntime"] = float(np.abs(converted - reference).max())
             for batch in (64, 256):
                 net(on_gpu[:batch])
@@ -114,6 +106,21 @@ def main() -> None:
                     net(on_gpu[i:i + batch])
                 torch.cuda.synchronize()
                 out[f"detector_images_per_s_torch_cuda_batch_{batch}"] = per_s(len(blobs), time.perf_counter() - tic)
+        progress(out)
+
+    cpu.run(None, {name: blobs[:32]})
+    tic = time.perf_counter()
+    for i in range(0, len(blobs), 32):
+        cpu.run(None, {name: blobs[i:i + 32]})
+    out["detector_images_per_s_onnxruntime_cpu_all_cores"] = per_s(len(blobs), time.perf_counter() - tic)
+    progress(out)
+
+    scorer = NsfwScorer()
+    out["rule_providers_used"] = scorer.session.get_providers()
+    scorer.scores(images[:64])  # warm-up
+    tic = time.perf_counter()
+    scorer.scores(images, batch_size=32)
+    out["rule_images_per_s"] = per_s(len(images), time.perf_counter() - tic)
     print(json.dumps(out, indent=2))
 
 

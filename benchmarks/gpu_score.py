@@ -5,7 +5,8 @@
 - Decode: `decode_batch` (one batched nvJPEG call) vs one decode_jpeg call per image on the GPU
   vs Pillow on the CPU, in images/s, same run.
 - Pairs/s of the whole scorer beside its parts: the decode, the per-image resize and crop
-  (`_prepare`), and the bare forward on prepared tensors.
+  (`_prepare`), the same with the normalisation once per batch instead of per image, and the bare
+  forward on prepared tensors.
 
     python benchmarks/gpu_score.py --model vit-b-32 --pairs 2048 --batch-size 256
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision.transforms.functional as TF
 from PIL import Image
 
 from wukong_data.demo.synth import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, TEMPLATES, draw
@@ -97,6 +99,15 @@ def main() -> None:
         out["scorer_pairs_per_s"] = round(args.pairs / timed(lambda: gpu.score(jpgs, captions)), 1)
         decoded = [t for b in batches for t in decode_batch(b, cuda)]
         out["prepare_images_per_s"] = round(len(jpgs) / timed(lambda: [gpu._prepare(t) for t in decoded]), 1)
+        size = gpu.model.cfg.image_size
+
+        def normalise_per_batch():  # the lever measured: resize and crop per image, normalise once per batch
+            return [(torch.stack([TF.center_crop(TF.resize(t, size, antialias=True), size)
+                                  for t in decoded[i:i + args.batch_size]]).float() / 255 - gpu.mean) / gpu.std
+                    for i in range(0, len(decoded), args.batch_size)]
+        out["prepare_normalised_per_batch_images_per_s"] = round(len(jpgs) / timed(normalise_per_batch), 1)
+        out["prepare_normalised_per_batch_max_abs_diff"] = float(
+            (torch.cat(normalise_per_batch()) - torch.stack([gpu._prepare(t) for t in decoded])).abs().max())
         tensors = torch.stack([gpu._prepare(t) for t in decoded])
         ids = gpu.tokenizer(captions).to(cuda)
 
