@@ -20,7 +20,8 @@ from safetensors.torch import load_file, save_file
 
 from wukong_data.demo.synth import good_samples
 from wukong_data.filip.files import CONFIG, VOCAB, WEIGHTS
-from wukong_data.filip.train import TrainConfig, train
+from wukong_data.filip.config import TrainConfig
+from wukong_data.filip.train import train
 from wukong_data.ui import UI
 
 SEEDS = range(1, 11)  # the demo draws with seed 0

@@ -19,7 +19,8 @@ from wukong_data.filip.checkpoint import load_model
 from wukong_data.filip.model import FILIP
 from wukong_data.filip.presets import PRESETS
 from wukong_data.filip.loss import filip_loss, top_tokens
-from wukong_data.filip.train import TrainConfig, loss_step
+from wukong_data.filip.config import TrainConfig
+from wukong_data.filip.train import loss_step
 
 
 def _ddp_worker(rank, world, port, batch, out, default_path=False):
@@ -156,18 +157,24 @@ def test_checkpoints_load_without_pickle(tiny_run, monkeypatch):
     assert isinstance(load_model(tiny_run), FILIP)
 
 
-def test_train_reference_user_errors(tmp_path):
+def test_train_reference_user_errors(split, tmp_path):
     proc = wukong("train-reference", "--data", tmp_path, "--out", tmp_path / "r", check=False)
     assert proc.returncode == 2 and "no sizes.json here or in final/" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     proc = wukong("train-reference", "--data", tmp_path, "--model", "vit-h", "--out", tmp_path / "r", check=False)
     assert proc.returncode == 2 and "unknown preset" in proc.stderr
+    # A mistaken --eval-data is answered before the training, not after it.
+    proc = wukong("train-reference", "--data", split / "train", "--eval-data", tmp_path / "nope", "--out", tmp_path / "r",
+                  check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: --eval-data {tmp_path / 'nope'}: no such shard")
+    assert not (tmp_path / "r").exists()
 
 
 def test_zero_shot_colour_classification_with_prompt_ensembling(tiny_run, split):
     import polars as pl
 
     from wukong_data.demo.synth import COLOURS
-    from wukong_data.filip.data import LoaderSpec, every_sample, shards
+    from wukong_data.filip.data import LoaderSpec, every_sample
+    from wukong_data.filip.shards import shards
     from wukong_data.filip.evaluate import zero_shot
     from wukong_data.filip.tokenizer import ChineseTokenizer
 
@@ -197,7 +204,7 @@ def test_clip_loss_trains_the_same_towers_pooled_and_scores_by_cosine(split, tmp
     embeddings; it learns, its checkpoint says so, and align refuses it in one line."""
     run = tmp_path / "clip"
     wukong("train-reference", "--data", split / "train", "--eval-data", split / "eval", "--out", run, "--loss", "clip",
-           "--steps", "60", "--batch-size", "32", "--lr", "1e-3", "--warmup", "20", "--workers", "1", "--quiet")
+           "--steps", "30", "--batch-size", "32", "--lr", "1e-3", "--warmup", "20", "--workers", "1", "--quiet")
     final = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]["eval"]
     print(f"\nCLIP held-out retrieval on {final['n']} pairs: {final}")
     assert final["text_to_image"]["r@1"] >= 5 * final["chance_r@1"]

@@ -143,7 +143,7 @@ def train_reference(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ):
     """Train the reference FILIP model (or CLIP, --loss clip) on a build's shards (multi-GPU: torchrun --nproc-per-node N -m wukong_data train-reference ...)."""
-    from .filip.train import TrainConfig, train
+    from .filip.config import TrainConfig, check
     from .ui import UI
 
     cfg = TrainConfig(data=data, out=str(out), model=model, loss=loss, eval_data=eval_data,
@@ -152,6 +152,10 @@ def train_reference(
                       lock_image_tower=lock_image_tower, vocab=str(vocab) if vocab else None,
                       checkpoint_every=checkpoint_every, eval_every=eval_every, log_every=log_every, workers=workers, seed=seed,
                       resume=resume)
+    _run(check, cfg)  # a mistake is answered before torch loads
+
+    from .filip.train import train
+
     run = _run(train, cfg, UI(quiet))
     typer.echo(f"model: {run}", err=True)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from .data import LoaderSpec, every_sample, shards
+from .data import LoaderSpec, every_sample
+from .shards import shards
 from .loss import image_to_text, text_to_image
 from .model import FILIP
 from .tokenizer import ChineseTokenizer

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -20,41 +19,14 @@ import torch.distributed as dist
 from ..storage import atomic_path, write_json_atomic
 from ..errors import UserError
 from . import checkpoint
-from .data import LoaderSpec, batches_per_epoch, captions, loader, shards
+from .config import TrainConfig, check
+from .data import LoaderSpec, batches_per_epoch, captions, loader
 from .evaluate import retrieval
 from .loss import filip_loss, top_tokens
 from .model import FILIP
-from .presets import LOSSES, PRESETS
+from .presets import PRESETS
+from .shards import shards
 from .tokenizer import ChineseTokenizer
-
-
-@dataclass
-class TrainConfig:
-    data: str
-    out: str
-    model: str = "tiny"
-    loss: str = "filip"  # filip: token-wise late interaction | clip: the same towers, pooled tokens
-    eval_data: str | None = None
-    steps: int = 1000
-    batch_size: int = 64
-    lr: float = 5e-4
-    weight_decay: float = 0.2
-    warmup: int = 100
-    grad_clip: float = 1.0
-    label_smoothing: float = 0.0
-    chunk: int = 16  # image/text queries per block of the token-wise similarity (0: all at once)
-    top_token_fraction: float = 0.25  # FILIP's token selection before the cross-process gather
-    fp16_gather: bool = True
-    lock_image_tower: bool = False
-    reduced_tokens: int | None = None  # override the preset's token reduction
-    vocab: str | None = None  # a BERT vocab.txt; default: trained on the captions
-    vocab_size: int = 8000
-    checkpoint_every: int = 500
-    eval_every: int = 0
-    log_every: int = 10
-    workers: int = 2
-    seed: int = 0
-    resume: bool = False
 
 
 def _dist() -> tuple[int, int]:
@@ -111,8 +83,6 @@ def _schedule(cfg: TrainConfig):
 
 def _vocab(cfg: TrainConfig, out: Path, rank: int) -> Path:
     if cfg.vocab:
-        if not Path(cfg.vocab).is_file():
-            raise UserError(f"--vocab {cfg.vocab}: file not found")
         return Path(cfg.vocab)
     vocab = out / checkpoint.VOCAB
     if rank == 0 and not vocab.exists():
@@ -138,10 +108,7 @@ def loss_step(model, images, ids, cfg: TrainConfig, world: int, rank: int) -> to
 
 
 def train(cfg: TrainConfig, ui=None) -> Path:
-    if cfg.model not in PRESETS:
-        raise UserError(f"--model {cfg.model}: unknown preset (expected one of {', '.join(PRESETS)})")
-    if cfg.loss not in LOSSES:
-        raise UserError(f"--loss {cfg.loss}: expected one of {', '.join(LOSSES)}")
+    check(cfg)
     rank, world = _dist()
     device = _device(rank)
     out = Path(cfg.out)
@@ -170,8 +137,6 @@ def train(cfg: TrainConfig, ui=None) -> Path:
     step = 0
     latest = out / "checkpoints" / "latest"
     if cfg.resume:
-        if not latest.exists():
-            raise UserError(f"--resume: {out} has no checkpoint to resume from")
         folder = out / "checkpoints" / latest.read_text().strip()
         model.load_state_dict(checkpoint.load_model(folder).state_dict())
         step = checkpoint.load_state(folder, optimizer, scheduler)["step"]

@@ -163,7 +163,8 @@ class ScoreStage:
         rows kept so far, read from their shards (not a copy of every kept row). The trainer
         needs local files: on object storage the sample is trained on from a local copy and the
         model is uploaded beside it, where every scoring worker finds it."""
-        from ...filip.train import TrainConfig, train
+        from ...filip.config import TrainConfig
+        from ...filip.train import train
         from ..export import export_rows
 
         cfg = ctx.recipe.score

@@ -1,0 +1,46 @@
+"""Which WebDataset shards a `--data` names, and their sample counts.
+
+Apart from data.py, which loads them with torch, so that `wukong train-reference` answers a
+mistaken --data before torch is imported."""
+from __future__ import annotations
+
+import glob
+import json
+import tarfile
+from pathlib import Path
+
+from braceexpand import braceexpand
+
+from ..errors import UserError
+
+
+def shards(data: str | Path) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The WebDataset shards of `data` and their sample counts. `data` is a build directory, its
+    final/ folder (anything with a sizes.json), or tar shards as open_clip users pass them: a
+    path, a brace pattern (`shards/{00000..00099}.tar`) or a glob; counts then come from the
+    sizes.json beside them, or from the tars' member names."""
+    path = Path(data)
+    for folder in (path / "final", path):
+        if (folder / "sizes.json").is_file():
+            sizes = json.loads((folder / "sizes.json").read_text())
+            return tuple(str(folder / name) for name in sizes), tuple(sizes.values())
+    if path.is_dir():
+        raise UserError(f"{data}: no sizes.json here or in final/; pass a build directory, its final/ folder, "
+                        f"or tar shards (a brace pattern or glob)")
+    tars = [t for pattern in braceexpand(str(data)) for t in (sorted(glob.glob(pattern)) or [pattern])]
+    missing = [t for t in tars if not Path(t).is_file()]
+    if missing or not tars:
+        raise UserError(f"{data}: no such shard {missing[0] if missing else data!r}; pass a build directory, its "
+                        f"final/ folder, or tar shards (a brace pattern or glob)")
+    return tuple(tars), tuple(_count_samples(t) for t in tars)
+
+
+def _count_samples(tar: str) -> int:
+    """Samples in a shard: sizes.json beside it if it names the shard, else distinct member keys."""
+    beside = Path(tar).parent / "sizes.json"
+    if beside.is_file():
+        sizes = json.loads(beside.read_text())
+        if Path(tar).name in sizes:
+            return sizes[Path(tar).name]
+    with tarfile.open(tar) as f:
+        return len({name.split(".", 1)[0] for name in f.getnames()})
