@@ -104,7 +104,7 @@ def tiny_run(split, tmp_path_factory):
     """A tiny FILIP model really trained (CPU) on the training split, evaluated on the held-out one."""
     run = tmp_path_factory.mktemp("runs") / "tiny"
     wukong("train-reference", "--data", split / "train", "--eval-data", split / "eval", "--out", run,
-           "--steps", "200", "--batch-size", "32", "--lr", "1e-3", "--warmup", "20", "--workers", "1", "--quiet")
+           "--steps", "100", "--batch-size", "32", "--lr", "1e-3", "--warmup", "20", "--workers", "1", "--quiet")
     return run
 
 

@@ -6,6 +6,7 @@ import polars as pl
 
 from conftest import final_keys, input_rows, wukong
 from wukong_data.build import BuildDir
+from wukong_data.demo import write_url_list
 from wukong_data.outputs import STAGES
 
 
@@ -72,9 +73,12 @@ def test_same_final_shards_with_one_worker(demo_build, demo_recipe, url_list, tm
     assert (out / "final" / "sizes.json").read_text() == (demo_build / "final" / "sizes.json").read_text()
 
 
-def test_stage_prerequisite_and_force(url_list, tmp_path):
+def test_stage_prerequisite_and_force(server, samples, tmp_path):
+    url_list = tmp_path / "urls.csv"  # a quarter of the demo: what is tested is the order of stages
+    write_url_list(samples[:100], server, url_list)
     recipe = tmp_path / "r.toml"
-    recipe.write_text('stages = ["crawl", "dedupe", "filter", "export"]\n[crawl]\nsamples_per_shard = 100\nallow_addresses = ["127.0.0.1"]\n')
+    recipe.write_text('stages = ["crawl", "dedupe", "filter", "export"]\n[crawl]\nsamples_per_shard = 50\n'
+                      'allow_addresses = ["127.0.0.1"]\n[filter]\nnsfw_image = false\n')
     out = tmp_path / "b"
     proc = wukong("build", recipe, "--input", url_list, "--out", out, "--stage", "export", check=False)
     assert proc.returncode == 2
