@@ -138,9 +138,47 @@ def test_decode_batch_reads_every_format_and_refuses_bad_or_oversized_images():
     assert decoded[3] is None and decoded[5] is None
 
 
-def test_clip_score_pairs_each_image_with_its_own_caption(tmp_path):
+@pytest.fixture(scope="module")
+def hf_text_clip(tmp_path_factory) -> str:
+    """open_clip's multilingual kind (xlm-roberta-base-ViT-B-32: a Hugging Face XLM-R text tower
+    and its tokenizer) in miniature, randomly initialised, every part on local disk: the
+    open_clip config names the local text tower where the released one names the hub's
+    xlm-roberta-base."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
+
+    from wukong_data.demo.synth import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, TEMPLATES
+
+    root = tmp_path_factory.mktemp("hf-clip")
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.normalizer = normalizers.BertNormalizer(handle_chinese_chars=True, lowercase=False)
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.train_from_iterator([t.format(bg=b, pos=p, colour=c, shape=s) for t in TEMPLATES for b in BACKGROUNDS
+                                   for p in POSITIONS for c in COLOURS for s in SHAPES],
+                                  trainers.UnigramTrainer(vocab_size=200, special_tokens=specials, unk_token="<unk>"))
+    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", pad_token="<pad>", eos_token="</s>",
+                            unk_token="<unk>", mask_token="<mask>").save_pretrained(root / "clip")
+    torch.manual_seed(0)
+    XLMRobertaModel(XLMRobertaConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=40,
+                                     pad_token_id=1), add_pooling_layer=False).save_pretrained(root / "text")
+    # open_clip reads a local-dir model's tokenizer from its own folder (hf_tokenizer_name then only
+    # says the tokenizer is Hugging Face's), its text tower from hf_model_name.
+    (root / "clip" / "open_clip_config.json").write_text(json.dumps({"model_cfg": {
+        "embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+        "text_cfg": {"hf_model_name": str(root / "text"), "hf_tokenizer_name": "xlm-roberta-base",
+                     "hf_proj_type": "mlp", "hf_pooler_type": "mean_pooler", "context_length": 32}}}))
+    return f"local-dir:{root / 'clip'}"
+
+
+@pytest.mark.parametrize("text_tower", ["open_clip", "hugging_face"])
+def test_clip_score_pairs_each_image_with_its_own_caption(text_tower, request, tmp_path, monkeypatch):
     """The stage's CLIP scorer gives exactly the cosine open_clip gives for each (image, caption)
-    pair: a swapped, shifted or ignored caption would not."""
+    pair: a swapped, shifted or ignored caption would not. Both kinds of open_clip text tower, its
+    own and a Hugging Face one (the multilingual models'), load offline."""
     import open_clip
     import torch
 
@@ -148,12 +186,15 @@ def test_clip_score_pairs_each_image_with_its_own_caption(tmp_path):
     from wukong_data.demo.synth import COLOURS, SHAPES, draw, jpeg
     from wukong_data.stages.score.scorer import ClipScorer
 
-    name = f"local-dir:{ASSETS / 'tiny-clip'}"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a look-up on the hub would fail, not download
+    name = f"local-dir:{ASSETS / 'tiny-clip'}" if text_tower == "open_clip" else request.getfixturevalue("hf_text_clip")
     torch.manual_seed(0)
     torch.save(open_clip.create_model(name).state_dict(), tmp_path / "clip.pt")
     scorer = ClipScorer("open_clip", name, tmp_path / "clip.pt", "cpu", batch_size=3)
+    if text_tower == "hugging_face":
+        assert type(scorer.model.text).__name__ == "HFTextEncoder" and type(scorer.tokenizer).__name__ == "HFTokenizer"
     images = [jpeg(draw(c, s, "中间", "白色")) for c, s in zip(list(COLOURS)[:5], SHAPES * 2)]
-    captions = [f"a photo of number {i}" for i in range(5)]
+    captions = [f"白色背景的中间有一个{c}{s}" for c, s in zip(list(COLOURS)[1:6], SHAPES * 2)]
     got = scorer.score(images, captions)
     model, tokenizer = scorer.model, open_clip.get_tokenizer(name)
     with torch.no_grad():
