@@ -6,6 +6,8 @@ again mirrored: a detection that is a real body part should survive a horizontal
 share of the detector's confident detections of benign classes (feet, belly, faces) that survive
 is printed beside it, as a proxy for the sensitivity a flip-agreement rule would cost (no NSFW
 images may be had to measure it directly).
+Each flagged photo comes with its class, score, mirrored score and best box (fractions of the
+detector's frame).
 
     python benchmarks/nsfw_benign.py [--photos 7000]
 """
@@ -31,6 +33,16 @@ def mirrored(data: bytes) -> bytes:
     out = io.BytesIO()
     ImageOps.mirror(Image.open(io.BytesIO(data)).convert("RGB")).save(out, "JPEG", quality=95)
     return out.getvalue()
+
+
+def best_box(scorer: NsfwScorer, exposed: list[int], data: bytes) -> list[float]:
+    """Width and height of the image's best exposed-body anchor, as fractions of the detector's
+    square frame (the photo letterboxed to 320 px): a frame-wide box is no body part's."""
+    (pred,) = scorer.session.run(None, {scorer.input_name: scorer._read(data, 320)[0]})
+    classes = pred[0, 4:, :]
+    own = np.where(classes == classes.max(axis=0), classes, 0.0)[exposed].max(axis=0)
+    anchor = int(own.argmax())
+    return [round(float(pred[0, 2, anchor]) / 320, 3), round(float(pred[0, 3, anchor]) / 320, 3)]
 
 
 def main() -> None:
@@ -70,7 +82,8 @@ def main() -> None:
         "images_per_s_one_thread": round(len(paths) / seconds, 1), "flagged_by_threshold": flagged,
         "flagged_at_0.5": [{"photo": str(paths[i].relative_to(SHARED)),
                             "class": scorer.labels[exposed[int(plain[i, exposed].argmax())]],
-                            "score": round(float(score[i]), 3), "mirrored": round(float(score_flipped[i]), 3)}
+                            "score": round(float(score[i]), 3), "mirrored": round(float(score_flipped[i]), 3),
+                            "box_of_frame": best_box(scorer, exposed, paths[i].read_bytes())}
                            for i in at_default],
         "benign_detections_surviving_a_mirror": benign}, indent=2))
 
