@@ -20,7 +20,8 @@ limit, so one failure or overrun leaves the others' results (all within --budget
 
 On one H200 all parts need about 12 minutes, more than one call of 10: split them with --only.
 Seen there (docs/benchmarks.md): the scorer parts take ~35 s each, `vit-b-32` training ~90-110 s
-per loss at 200 steps, `tiny` ~70 s; nsfw's CPU measurements alone took ~55 s of 4,096 images.
+per loss at 200 steps, `tiny` ~70 s; nsfw's CPU measurements alone took ~55 s of 4,096 images, so
+gpu_nsfw.py now measures the detector on CUDA first (it never got its turn in two calls).
 
 The H200 image lacked, and the call carried as wheels (built for its Python 3.12): open_clip_torch,
 ftfy, wcwidth, webdataset, braceexpand, universal_pathlib, pathlib_abc, nudenet and onnx2torch
