@@ -19,3 +19,12 @@ def test_the_trainer_needs_no_part_of_the_pipeline():
               for module in sorted(m for m in graph.modules if m.startswith("wukong_data.filip"))
               for target in ("wukong_data.build", "wukong_data.stages", "polars")]
     assert not any(chains), [chain for chain in chains if chain]
+
+
+def test_train_reference_checks_its_settings_without_torch():
+    """`wukong train-reference` checks what the user typed (config.py, shards.py) before the
+    trainer loads: a mistake is answered in a fraction of a second, not after torch's import."""
+    graph = grimp.build_graph("wukong_data", include_external_packages=True, cache_dir=None)
+    chains = [graph.find_shortest_chain(importer=f"wukong_data.filip.{module}", imported="torch")
+              for module in ("config", "shards")]
+    assert not any(chains), [chain for chain in chains if chain]
