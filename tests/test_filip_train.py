@@ -3,6 +3,7 @@ checkpoints. Real training of the tiny preset on CPU."""
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -162,6 +163,14 @@ def test_train_reference_user_errors(split, tmp_path):
     assert proc.returncode == 2 and "no sizes.json here or in final/" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     proc = wukong("train-reference", "--data", tmp_path, "--model", "vit-h", "--out", tmp_path / "r", check=False)
     assert proc.returncode == 2 and "unknown preset" in proc.stderr
+    # A Parquet-only export, by its folder or its files: training reads tars.
+    (tmp_path / "parquet").mkdir()
+    (tmp_path / "parquet" / "sizes.json").write_text('{"00000.parquet": 3}')
+    shutil.copy(next((split / "train" / "final").glob("*.parquet")), tmp_path / "parquet" / "00000.parquet")
+    for data, expected in ((tmp_path / "parquet", "its shards are Parquet only"),
+                           (f"{tmp_path}/parquet/*.parquet", "00000.parquet is not a WebDataset tar shard")):
+        proc = wukong("train-reference", "--data", data, "--out", tmp_path / "r", check=False)
+        assert proc.returncode == 2 and expected in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     # A mistaken --eval-data is answered before the training, not after it.
     proc = wukong("train-reference", "--data", split / "train", "--eval-data", tmp_path / "nope", "--out", tmp_path / "r",
                   check=False)

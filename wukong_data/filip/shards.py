@@ -23,6 +23,9 @@ def shards(data: str | Path) -> tuple[tuple[str, ...], tuple[int, ...]]:
     for folder in (path / "final", path):
         if (folder / "sizes.json").is_file():
             sizes = json.loads((folder / "sizes.json").read_text())
+            if not any(name.endswith(".tar") for name in sizes):
+                raise UserError(f"{data}: its shards are Parquet only ([export].formats); training reads WebDataset "
+                                f"tar shards: export with \"webdataset\" among [export].formats")
             return tuple(str(folder / name) for name in sizes), tuple(sizes.values())
     if path.is_dir():
         raise UserError(f"{data}: no sizes.json here or in final/; pass a build directory, its final/ folder, "
@@ -32,6 +35,9 @@ def shards(data: str | Path) -> tuple[tuple[str, ...], tuple[int, ...]]:
     if missing or not tars:
         raise UserError(f"{data}: no such shard {missing[0] if missing else data!r}; pass a build directory, its "
                         f"final/ folder, or tar shards (a brace pattern or glob)")
+    other = next((t for t in tars if not tarfile.is_tarfile(t)), None)
+    if other:
+        raise UserError(f"{data}: {other} is not a WebDataset tar shard")
     return tuple(tars), tuple(_count_samples(t) for t in tars)
 
 
