@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .presets import LOSSES, PRESETS
-from .shards import shards
+from .shards import tar_shards
 
 
 @dataclass
@@ -50,7 +50,7 @@ def check(cfg: TrainConfig) -> None:
     for option, data in (("--data", cfg.data), ("--eval-data", cfg.eval_data)):
         try:
             if data:
-                shards(data)
+                tar_shards(data)
         except UserError as err:
             raise UserError(f"{option} {err}") from None
     if cfg.vocab and not Path(cfg.vocab).is_file():

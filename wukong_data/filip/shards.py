@@ -19,6 +19,20 @@ def shards(data: str | Path) -> tuple[tuple[str, ...], tuple[int, ...]]:
     final/ folder (anything with a sizes.json), or tar shards as open_clip users pass them: a
     path, a brace pattern (`shards/{00000..00099}.tar`) or a glob; counts then come from the
     sizes.json beside them, or from the tars' member names."""
+    tars, sizes = _resolve(data)
+    if sizes is None:
+        beside: dict[Path, dict] = {}  # each folder's sizes.json, read once
+        sizes = tuple(_count_samples(t, beside) for t in tars)
+    return tars, sizes
+
+
+def tar_shards(data: str | Path) -> tuple[str, ...]:
+    """The tar shards `data` names, each checked to be one, not counted: counting reads every
+    tar that no sizes.json names, end to end."""
+    return _resolve(data)[0]
+
+
+def _resolve(data: str | Path) -> tuple[tuple[str, ...], tuple[int, ...] | None]:
     path = Path(data)
     for folder in (path / "final", path):
         if (folder / "sizes.json").is_file():
@@ -38,15 +52,15 @@ def shards(data: str | Path) -> tuple[tuple[str, ...], tuple[int, ...]]:
     other = next((t for t in tars if not tarfile.is_tarfile(t)), None)
     if other:
         raise UserError(f"{data}: {other} is not a WebDataset tar shard")
-    return tuple(tars), tuple(_count_samples(t) for t in tars)
+    return tuple(tars), None
 
 
-def _count_samples(tar: str) -> int:
-    """Samples in a shard: sizes.json beside it if it names the shard, else distinct member keys."""
-    beside = Path(tar).parent / "sizes.json"
-    if beside.is_file():
-        sizes = json.loads(beside.read_text())
-        if Path(tar).name in sizes:
-            return sizes[Path(tar).name]
+def _count_samples(tar: str, beside: dict[Path, dict]) -> int:
+    """Samples in a shard: the sizes.json beside it if it names the shard, else distinct member keys."""
+    folder = Path(tar).parent
+    if folder not in beside:
+        beside[folder] = json.loads((folder / "sizes.json").read_text()) if (folder / "sizes.json").is_file() else {}
+    if Path(tar).name in beside[folder]:
+        return beside[folder][Path(tar).name]
     with tarfile.open(tar) as f:
         return len({name.split(".", 1)[0] for name in f.getnames()})
