@@ -166,6 +166,13 @@ def test_a_parquet_only_export_names_its_parquet_files(rules_build, url_list, tm
     sizes = json.loads((build / "final" / "sizes.json").read_text())
     assert sizes and all((build / "final" / name).is_file() for name in sizes)
     assert not list((build / "final").glob("*.tar"))
+    # The loaders read it as Parquet, and refuse it as WebDataset in one line (not mid-iteration).
+    from wukong_data.errors import UserError
+    from wukong_data.loaders import scan_parquet, webdataset_pipeline
+
+    assert scan_parquet(build).select("key").collect().height == sum(sizes.values())
+    with pytest.raises(UserError, match="no WebDataset shards; run the export stage with formats including webdataset"):
+        webdataset_pipeline(build)
 
 
 def test_force_stops_when_it_cannot_remove_what_it_redoes(rules_build, rules_recipe, url_list, tmp_path, monkeypatch):

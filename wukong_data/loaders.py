@@ -40,7 +40,10 @@ def tar_paths(build_dir: str | Path) -> list[str]:
     sizes = final / "sizes.json"
     if not sizes.exists():
         raise UserError(f"{final}: no sizes.json; run the export stage first")
-    return [str(final / name) for name in json.loads(sizes.read_text())]
+    names = json.loads(sizes.read_text())
+    if not any(name.endswith(".tar") for name in names):
+        raise UserError(f"{final}: no WebDataset shards; run the export stage with formats including webdataset")
+    return [str(final / name) for name in names]
 
 
 def webdataset_pipeline(build_dir: str | Path, shuffle: int = 0, image_format: str = "pil"):
