@@ -183,8 +183,8 @@ def test_zero_shot_colour_classification_with_prompt_ensembling(tiny_run, split)
 
     from wukong_data.demo.synth import COLOURS
     from wukong_data.filip.data import LoaderSpec, every_sample
-    from wukong_data.filip.shards import shards
     from wukong_data.filip.evaluate import zero_shot
+    from wukong_data.filip.shards import shards
     from wukong_data.filip.tokenizer import ChineseTokenizer
 
     model = load_model(tiny_run)
