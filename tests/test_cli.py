@@ -64,6 +64,29 @@ def test_stats_of_a_missing_folder_says_so(tmp_path):
     assert proc.returncode == 2 and "no such build directory" in proc.stderr
 
 
+def test_an_output_folder_that_cannot_be_made_is_a_one_line_error(url_list, split, tiny_run, tmp_path):
+    """Every command's --out, where a file stands in the way (as a folder without permission
+    would for a user who is not root): one line naming the folder, before any work."""
+    import polars as pl
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("王小明去北京\n", encoding="utf-8")
+    key = pl.read_parquet(split / "eval" / "final" / "*.parquet")["key"][0]
+    under = "Not a directory"
+    for args, folder, why in ((("build", "demo", "--input", url_list, "--out", blocker / "b"), blocker / "b", under),
+                              (("train-reference", "--data", split / "train", "--out", blocker / "run"), blocker / "run",
+                               under),
+                              (("align", split / "eval", "--checkpoint", tiny_run, "--keys", key, "--out",
+                                blocker / "al"), blocker / "al", under),
+                              (("queries", corpus, "--out", blocker / "q.txt"), blocker, "File exists")):
+        proc = wukong(*args, check=False)
+        assert proc.returncode == 2, (args[0], proc.stderr[-1000:])
+        assert proc.stderr.strip().splitlines() == [
+            f"error: {folder}: cannot create this folder ({why}); choose another --out"], args[0]
+
+
 def test_a_failed_build_says_so_with_the_command_that_resumes(tmp_path):
     out = tmp_path / "b"
     proc = wukong("build", "demo", "--input", tmp_path / "nope.csv", "--out", out, "--quiet", check=False)

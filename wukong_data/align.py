@@ -17,6 +17,7 @@ from .filip.checkpoint import VOCAB, load_model
 from .filip.tokenizer import ChineseTokenizer
 from .images import image_column, undecodable_reason
 from .loaders import scan_parquet
+from .storage import create_folder
 
 _FONTS = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
           "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf", "/System/Library/Fonts/PingFang.ttc",
@@ -104,7 +105,7 @@ def align(build_dir: str | Path, checkpoint: str | Path, keys: list[str], out: s
         raise UserError(f"{build_dir}: keys not in the exported shards: {', '.join(missing[:5])}")
     grid = model.cfg.image_size // model.cfg.patch_size
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    create_folder(out)
     written = []
     for key, caption, data in rows.iter_rows():
         refused = undecodable_reason(data)

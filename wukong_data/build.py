@@ -27,7 +27,7 @@ import polars as pl
 
 from .errors import UserError
 from .outputs import check_decisions, crawl_reason
-from .storage import atomic_path, is_local, path, uri, write_json_atomic
+from .storage import atomic_path, create_folder, is_local, path, uri, write_json_atomic
 
 __all__ = ["BuildDir", "Counts", "KeyLayout"]
 
@@ -122,7 +122,7 @@ class BuildDir:
         if self.root.exists() and any(self.root.iterdir()) and not (self.root / MANIFEST).exists():
             raise UserError(f"{self.root}: exists and is not a build directory; choose another --out")
         if self.root.protocol in ("", "file", "local"):
-            self.root.mkdir(parents=True, exist_ok=True)
+            create_folder(self.root)
 
     def stage_dir(self, stage: str) -> Path:
         return self.root / stage

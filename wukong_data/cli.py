@@ -189,9 +189,11 @@ def queries(
 ):
     """A search-query list of high-frequency Chinese words and phrases from a text corpus."""
     from .queries import build_queries, write_queries
+    from .storage import create_folder
 
+    _run(create_folder, out.parent)  # before the corpus is counted: a bad --out is answered at once
     found = _run(build_queries, corpus, min_count, top_k, stop_words)
-    write_queries(found, out, with_counts)
+    _run(write_queries, found, out, with_counts)
     typer.echo(f"{len(found)} queries written to {out}", err=True)
 
 

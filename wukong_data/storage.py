@@ -47,6 +47,15 @@ def uri(p) -> str:
     return os.fspath(p) if is_local(p) else str(p)
 
 
+def create_folder(folder) -> None:
+    """mkdir -p for a folder the user named (--out): a failure (no permission, a file in the way,
+    a read-only disk) is their one-line error, not a traceback."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{folder}: cannot create this folder ({err.strerror}); choose another --out") from None
+
+
 def temporary_path(final) -> Path:
     """Where a local file is written before it is renamed into place (remove_stale_tmp finds these)."""
     final.parent.mkdir(parents=True, exist_ok=True)

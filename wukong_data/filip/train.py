@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from ..storage import atomic_path, write_json_atomic
+from ..storage import atomic_path, create_folder, write_json_atomic
 from ..errors import UserError
 from . import checkpoint
 from .config import TrainConfig, check
@@ -113,7 +113,7 @@ def train(cfg: TrainConfig, ui=None) -> Path:
     device = _device(rank)
     out = Path(cfg.out)
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+        create_folder(out)
     tars, sizes = shards(cfg.data)
     vocab = _vocab(cfg, out, rank)
     tokenizer = ChineseTokenizer(vocab)
