@@ -10,7 +10,7 @@ import time
 import pytest
 import typer
 
-from conftest import wukong
+from conftest import final_keys, wukong
 from wukong_data import __version__
 from wukong_data.cli import _run
 from wukong_data.errors import Incomplete, UserError
@@ -85,6 +85,28 @@ def test_an_output_folder_that_cannot_be_made_is_a_one_line_error(url_list, spli
         assert proc.returncode == 2, (args[0], proc.stderr[-1000:])
         assert proc.stderr.strip().splitlines() == [
             f"error: {folder}: cannot create this folder ({why}); choose another --out"], args[0]
+
+
+def test_a_damaged_manifest_sizes_or_model_config_is_a_one_line_error(demo_build, demo_recipe, url_list, tiny_run,
+                                                                     tmp_path):
+    """A build's manifest.json or final/sizes.json, or a run's config.json, cut short (a disk that
+    filled mid-copy): each command that reads it names the file in one line."""
+    import shutil
+
+    build, run = tmp_path / "b", tmp_path / "run"
+    shutil.copytree(demo_build, build)
+    shutil.copytree(tiny_run, run)
+    for damaged in (build / "manifest.json", build / "final" / "sizes.json", run / "config.json"):
+        damaged.write_text(damaged.read_text()[:20])
+    key = final_keys(demo_build)[0]
+    for args, damaged in ((("build", demo_recipe, "--input", url_list, "--out", build), build / "manifest.json"),
+                          (("stats", build), build / "manifest.json"),
+                          (("train-reference", "--data", build, "--out", tmp_path / "r"), build / "final" / "sizes.json"),
+                          (("align", demo_build, "--checkpoint", run, "--keys", key, "--out", tmp_path / "al"),
+                           run / "config.json")):
+        proc = wukong(*args, check=False)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and f"{damaged}: not valid JSON" in lines[0], (args[0], lines[-3:])
 
 
 def test_a_failed_build_says_so_with_the_command_that_resumes(tmp_path):

@@ -27,7 +27,7 @@ import polars as pl
 
 from .errors import UserError
 from .outputs import check_decisions, crawl_reason
-from .storage import atomic_path, create_folder, is_local, path, uri, write_json_atomic
+from .storage import atomic_path, create_folder, is_local, path, read_json, uri, write_json_atomic
 
 __all__ = ["BuildDir", "Counts", "KeyLayout"]
 
@@ -172,14 +172,11 @@ class BuildDir:
             raise UserError(f"{self.root}: no such build directory")
         if not path.exists():
             raise UserError(f"{self.root}: not a build directory (no {MANIFEST}); run `wukong build` first")
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise UserError(f"{path}: not valid JSON ({err})") from None
+        return read_json(path)
 
     def update_manifest(self, **changes) -> dict:
         path = self.root / MANIFEST
-        manifest = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"created": time.time()}
+        manifest = read_json(path) if path.exists() else {"created": time.time()}
         manifest.update(changes)
         manifest["updated"] = time.time()
         manifest["versions"] = package_versions()

@@ -9,7 +9,6 @@ through fsspec, polars reads their Parquet directly.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import polars as pl
@@ -17,7 +16,7 @@ import polars as pl
 from .build import BuildDir
 from .errors import UserError
 from .images import IMAGE_FORMATS
-from .storage import uri
+from .storage import read_json, uri
 
 
 def _fsspec_stream(url: str, mode: str = "rb", bufsize: int = 8192, **_):
@@ -40,7 +39,7 @@ def tar_paths(build_dir: str | Path) -> list[str]:
     sizes = final / "sizes.json"
     if not sizes.exists():
         raise UserError(f"{final}: no sizes.json; run the export stage first")
-    names = json.loads(sizes.read_text())
+    names = read_json(sizes)
     if not any(name.endswith(".tar") for name in names):
         raise UserError(f"{final}: no WebDataset shards; run the export stage with formats including webdataset")
     return [str(final / name) for name in names]

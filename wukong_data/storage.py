@@ -47,6 +47,15 @@ def uri(p) -> str:
     return os.fspath(p) if is_local(p) else str(p)
 
 
+def read_json(path):
+    """A JSON file of a build or a run (manifest.json, sizes.json, config.json): damaged (a disk
+    that filled mid-copy, a hand edit) it is a one-line error naming it, not a traceback."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not valid JSON ({err})") from None
+
+
 def create_folder(folder) -> None:
     """mkdir -p for a folder the user named (--out): a failure (no permission, a file in the way,
     a read-only disk) is their one-line error, not a traceback."""

@@ -2,14 +2,13 @@
 Training state (optimiser, scheduler, data position, RNG) beside them, for exact resume."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..storage import atomic_path, write_json_atomic
+from ..storage import atomic_path, read_json, write_json_atomic
 from ..errors import UserError
 from .model import FILIP
 from .presets import FilipConfig
@@ -34,7 +33,7 @@ def load_model(folder: str | Path, device: str = "cpu") -> FILIP:
     folder = Path(folder)
     if not (folder / WEIGHTS).exists():
         raise UserError(f"{folder}: no {WEIGHTS}; expected a `wukong train-reference` run or checkpoint folder")
-    cfg = json.loads((folder / CONFIG).read_text())
+    cfg = read_json(folder / CONFIG)
     cfg["mean"], cfg["std"] = tuple(cfg["mean"]), tuple(cfg["std"])
     model = FILIP(FilipConfig(**cfg))
     model.load_state_dict(load_file(str(folder / WEIGHTS), device=device))

@@ -5,13 +5,13 @@ mistaken --data before torch is imported."""
 from __future__ import annotations
 
 import glob
-import json
 import tarfile
 from pathlib import Path
 
 from braceexpand import braceexpand
 
 from ..errors import UserError
+from ..storage import read_json
 
 
 def shards(data: str | Path) -> tuple[tuple[str, ...], tuple[int, ...]]:
@@ -36,7 +36,7 @@ def _resolve(data: str | Path) -> tuple[tuple[str, ...], tuple[int, ...] | None]
     path = Path(data)
     for folder in (path / "final", path):
         if (folder / "sizes.json").is_file():
-            sizes = json.loads((folder / "sizes.json").read_text())
+            sizes = read_json(folder / "sizes.json")
             if not any(name.endswith(".tar") for name in sizes):
                 raise UserError(f"{data}: its shards are Parquet only ([export].formats); training reads WebDataset "
                                 f"tar shards: export with \"webdataset\" among [export].formats")
@@ -59,7 +59,7 @@ def _count_samples(tar: str, beside: dict[Path, dict]) -> int:
     """Samples in a shard: the sizes.json beside it if it names the shard, else distinct member keys."""
     folder = Path(tar).parent
     if folder not in beside:
-        beside[folder] = json.loads((folder / "sizes.json").read_text()) if (folder / "sizes.json").is_file() else {}
+        beside[folder] = read_json(folder / "sizes.json") if (folder / "sizes.json").is_file() else {}
     if Path(tar).name in beside[folder]:
         return beside[folder][Path(tar).name]
     with tarfile.open(tar) as f:
