@@ -12,7 +12,7 @@ from .errors import ContractError, UserError
 from .fingerprint import changes, stage_fingerprints
 from .recipe import STAGE_ORDER, Recipe, stages_before
 from .stages import StageContext
-from .storage import is_local, remove, write_json_atomic
+from .storage import is_local, read_json, remove, write_json_atomic
 from .stages.crawl import CrawlStage
 from .stages.export import ExportStage
 from .stages.per_shard import ShardStage
@@ -186,7 +186,7 @@ def account(build: BuildDir, stages: list[str], stage: str) -> dict:
     if stage == "export":
         manifest = build.read_manifest()
         rows_in = manifest["stages"][stages_before(stages, "export")[-1]]["kept"]
-        sizes = json.loads((build.final_dir / "sizes.json").read_text())
+        sizes = read_json(build.final_dir / "sizes.json")
         return {"rows_in": rows_in, "kept": sum(sizes.values()), "rejected": {}, "shards": len(sizes)}
     previous = stages_before(stages, stage)[-1] if stage != "crawl" else None
     total = Counts()
