@@ -71,7 +71,7 @@ def driver_crawl(build: Path, out: Path, cfg, guarded: bool) -> float:
     tasks = [(job, shard) for shard in input_shards(build / "input", rows, cfg.samples_per_shard)]
     start = time.perf_counter()
     with make_engine("local", SETTINGS["processes"]) as engine:  # its pool starts here, as img2dataset's does
-        assert all(done for done, _ in engine.map(download_shard if guarded else download_unguarded, tasks))
+        assert all(engine.map(download_shard if guarded else download_unguarded, tasks))
     return time.perf_counter() - start
 
 

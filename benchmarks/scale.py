@@ -416,10 +416,11 @@ def _context(root: str, workers: int):
 def step_exact(root: str, workers: int) -> dict:
     """The dedupe stage up to the exact rules' apply (DedupeStage.exact_rules)."""
     from wukong_data.stages.dedupe import DedupeStage
+    from wukong_data.stages.runner import Runner
 
     ctx = _context(root, workers)
     start = time.perf_counter()
-    partitions, _, _ = DedupeStage().exact_rules(ctx)
+    partitions, _, _ = DedupeStage().exact_rules(ctx, Runner(ctx))
     return {"seconds": time.perf_counter() - start, "partitions": partitions, "engine_calls": ctx.engine.calls,
             "workers_peak_rss_mb": ctx.engine.workers_peak_mb()}
 
@@ -428,13 +429,14 @@ def step_near(root: str, workers: int) -> dict:
     """The dedupe stage from the near-duplicate steps on (DedupeStage.near_duplicates), then the final apply."""
     from wukong_data.stages.dedupe import DedupeStage, ShardTask, apply_final, near
     from wukong_data.stages.dedupe.search import plan
+    from wukong_data.stages.runner import Runner
 
     ctx = _context(root, workers)
     build = ctx.build
     partitions = json.loads((build.stage_dir("dedupe") / "_partitions.json").read_text())["partitions"]
     rules = ("url", "image", "caption")
     start = time.perf_counter()
-    DedupeStage().near_duplicates(ctx, partitions)
+    DedupeStage().near_duplicates(ctx, Runner(ctx), partitions)
     ctx.engine.map(apply_final, [ShardTask(str(build.root), s, partitions, rules, True) for s in build.crawl_shards()])
     seconds = time.perf_counter() - start
     folder = build.stage_dir("dedupe") / near.NEAR

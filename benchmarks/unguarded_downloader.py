@@ -21,4 +21,4 @@ def download_unguarded(task):
     job, shard = task
     unguarded = downloader(job)
     unguarded.__class__, unguarded.resizer.__class__ = Unguarded, Resizer
-    return download(unguarded, shard), shard
+    return download(unguarded, shard)

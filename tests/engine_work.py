@@ -29,3 +29,21 @@ def sleep_and_report(seconds: float) -> None:
     number and the newline apart (unbuffered output), and two workers' halves then interleave."""
     os.write(1, f"{os.getpid()}\n".encode())
     time.sleep(seconds)
+
+
+def write_output(task: tuple[str, int, int]) -> int:
+    """Task (folder, number, failures): write folder/NUMBER.out (atomically), unless it has
+    returned without writing it fewer than `failures` times yet (counted in folder/NUMBER.tries).
+    Returns the number of this try."""
+    from pathlib import Path
+
+    from wukong_data.storage import atomic_path
+
+    folder, number, failures = Path(task[0]), task[1], task[2]
+    tries = folder / f"{number}.tries"
+    tried = int(tries.read_text()) if tries.exists() else 0
+    tries.write_text(str(tried + 1))
+    if tried >= failures:
+        with atomic_path(folder / f"{number}.out") as tmp:
+            tmp.write_text(str(number))
+    return tried + 1

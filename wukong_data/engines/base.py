@@ -56,13 +56,14 @@ class Engine:
 
     def map(self, fn: Callable, items: Iterable, on_result: Callable | None = None,
             resources: Resources = CPU) -> list:
-        """Run fn(item) for every item; results in item order. on_result sees each as it lands."""
+        """Run fn(item) for every item; results in item order. on_result(item, result) sees each
+        as it lands."""
         items = list(items)
         results = [None] * len(items)
         for i, result in self.imap(_Indexed(fn), list(enumerate(items)), resources):
             results[i] = result
             if on_result:
-                on_result(result)
+                on_result(items[i], result)
         return results
 
     def close(self) -> None:

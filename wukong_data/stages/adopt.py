@@ -25,6 +25,7 @@ from ..build import ADOPTED, BuildDir, KeyLayout
 from ..errors import UserError
 from ..storage import atomic_path, path, uri, write_json_atomic
 from . import StageContext
+from .runner import Runner
 
 # What the stages read of a crawl shard (besides the image column).
 NEEDED = ("key", "url", "caption", "status", "error_message", "width", "height", "original_width", "original_height")
@@ -146,10 +147,10 @@ def adopt(ctx: StageContext, spec: str) -> None:
         source_file = folder / f"{name}.parquet"
         adopted[shard] = {"source": uri(source_file), "format": fmt, "source_shard": name,
                           "fingerprint": fingerprint(source_file)}
-        if fmt == "webdataset" and not (crawl / f"{shard}.parquet").exists():
+        if fmt == "webdataset":
             conversions.append(ConvertTask(str(build.root), shard, uri(folder / f"{name}.tar"), uri(source_file),
                                            cfg.crawl.encode_format))
-    ctx.engine.map(convert, conversions)
+    Runner(ctx).map(convert, conversions, lambda task: [crawl / f"{task.shard}.parquet"])
     for shard, entry in adopted.items():  # the stats files mark shards complete, as img2dataset's do
         stats = path(entry["source"]).with_name(f"{entry['source_shard']}_stats.json")
         write_json_atomic(crawl / f"{shard}_stats.json", json.loads(stats.read_text()))

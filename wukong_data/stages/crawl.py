@@ -21,6 +21,7 @@ from ..readers import read_inputs
 from ..recipe import CrawlConfig
 from ..storage import atomic_path, remove, write_json_atomic
 from . import StageContext
+from .runner import Runner
 
 _INPUT_DONE = "_done.json"
 _TMP = "_tmp"  # img2dataset's working folder in the crawl folder: its input shards, shards being written
@@ -66,12 +67,12 @@ def input_shards(input_dir: Path, rows_per_file: list[int], samples_per_shard: i
     return shards
 
 
-def download_shard(task: tuple[CrawlJob, CrawlShard]) -> tuple[bool, CrawlShard]:
-    """One shard through our downloader, in a worker: (done, the shard)."""
+def download_shard(task: tuple[CrawlJob, CrawlShard]) -> bool:
+    """One shard through our downloader, in a worker: whether it completed."""
     from .crawl_download import download, downloader
 
     job, shard = task
-    return download(downloader(job), shard), shard
+    return download(downloader(job), shard)
 
 
 class CrawlStage:
@@ -85,8 +86,8 @@ class CrawlStage:
         else:
             self._crawl(ctx)
         crawl = ctx.build.stage_dir("crawl")
-        ctx.engine.map(write_counts, [(str(ctx.build.root), s) for s in ctx.build.crawl_shards()
-                                      if not (crawl / f"{s}.counts.json").exists()])
+        Runner(ctx).map(write_counts, [(str(ctx.build.root), s) for s in ctx.build.crawl_shards()],
+                        lambda task: [crawl / f"{task[1]}.counts.json"])
 
     def _crawl(self, ctx: StageContext) -> None:
         adopted = ctx.build.read_manifest().get("crawl_source")
@@ -95,15 +96,14 @@ class CrawlStage:
                             f"to crawl the URL list instead")
         rows_per_file = self._prepare_input(ctx)
         shards = input_shards(ctx.build.input_dir, rows_per_file, ctx.recipe.crawl.samples_per_shard)
-        done = set(ctx.build.crawl_shards())
-        todo = [s for s in shards if f"{s.id:0{ctx.build.layout.shard_digits}d}" not in done]
-        if todo:
+        crawl = ctx.build.stage_dir("crawl")
+        job = CrawlJob(output_dir=crawl, tmp_dir=crawl / _TMP, cfg=ctx.recipe.crawl,
+                       shard_digits=ctx.build.layout.shard_digits, log=ctx.build.log_dir / "crawl.log")
+        tasks = [(job, s) for s in shards]
+        if Runner.todo(tasks, self.stats_file(ctx)):
             ctx.build.log_dir.mkdir(parents=True, exist_ok=True)
-            crawl = ctx.build.stage_dir("crawl")
-            job = CrawlJob(output_dir=crawl, tmp_dir=crawl / _TMP, cfg=ctx.recipe.crawl,
-                           shard_digits=ctx.build.layout.shard_digits, log=ctx.build.log_dir / "crawl.log")
             try:
-                self._download(ctx, job, todo, sum(rows_per_file))
+                self._download(ctx, tasks, sum(rows_per_file))
             finally:
                 ctx.build.publish_logs()
         n_shards = len(shards)
@@ -148,7 +148,13 @@ class CrawlStage:
         write_json_atomic(done_path, {"spec": spec, "rows": rows, "shards": shards, "sources": sources})
         return [source["rows"] for source in sources]
 
-    def _download(self, ctx: StageContext, job: CrawlJob, shards: list[CrawlShard], n_rows: int) -> None:
+    @staticmethod
+    def stats_file(ctx: StageContext):
+        """A crawl task's completion marker: its shard's stats file, which img2dataset writes last."""
+        crawl, digits = ctx.build.stage_dir("crawl"), ctx.build.layout.shard_digits
+        return lambda task: [crawl / f"{task[1].id:0{digits}d}_stats.json"]
+
+    def _download(self, ctx: StageContext, tasks: list[tuple[CrawlJob, CrawlShard]], n_rows: int) -> None:
         """Every shard not yet complete, on the engine; a shard whose download failed as a whole is
         tried again `shard_retries` times at most (one still missing then fails the crawl)."""
         build = ctx.build
@@ -173,12 +179,8 @@ class CrawlStage:
             poller = threading.Thread(target=poll, daemon=True)
             poller.start()
             try:
-                for _ in range(1 + ctx.recipe.crawl.shard_retries):
-                    if not shards:
-                        break
-                    shards = [shard for done, shard in ctx.engine.map(download_shard, [(job, s) for s in shards])
-                              if not done]
-                remove(job.tmp_dir)
+                Runner(ctx).map(download_shard, tasks, self.stats_file(ctx), retries=ctx.recipe.crawl.shard_retries)
+                remove(tasks[0][0].tmp_dir)
             finally:
                 stop.set()
                 poller.join()

@@ -34,10 +34,12 @@ import pyarrow.parquet as pq
 from ..build import BuildDir, check_keys
 from ..card import card
 from ..recipe import stages_before
-from ..storage import atomic_path, path, remove, remove_stale_tmp, uri, write_json_atomic
+from ..storage import atomic_path, path, uri, write_json_atomic
 from . import StageContext
+from .runner import Runner
 
 PLAN = "_plan.json"
+EXTENSIONS = {"webdataset": "tar", "parquet": "parquet"}
 SIZES = "sizes.json"
 CARD = "README.md"
 ROW_GROUP = 256  # ~5 MB of 256-px JPEGs: what a streaming reader holds at once
@@ -162,7 +164,7 @@ class _ShardWriter:
         name = shard_name(index)
         self.image_ext, self.rows = image_ext, 0
         self.paths = {ext: publish.enter_context(atomic_path(final / f"{name}.{ext}"))
-                      for fmt, ext in (("webdataset", "tar"), ("parquet", "parquet")) if fmt in formats}
+                      for fmt, ext in EXTENSIONS.items() if fmt in formats}
         self.tar = self.parquet = None
         self.pending: list[pa.Table] = []
         if "tar" in self.paths:
@@ -230,9 +232,17 @@ def count_sample(task: tuple) -> int:
     return int((row_hash(keys, seed) < np.uint64(sample * 2**64)).sum())
 
 
-def _done(final, index: int, formats) -> bool:
-    ext = {"webdataset": "tar", "parquet": "parquet"}
-    return all((final / f"{shard_name(index)}.{ext[f]}").exists() for f in formats)
+def _file(final, index: int, fmt: str):
+    return final / f"{shard_name(index)}.{EXTENSIONS[fmt]}"
+
+
+def _task_rows(counts: dict[str, int]):
+    """The rows a task writes, from the rows each crawl shard contributes."""
+    def rows(task: ExportTask) -> int:
+        if task.key_ranges is None:
+            return sum(counts[s] for s in task.sources)
+        return sum(hi - lo for lo, hi in task.key_ranges)
+    return rows
 
 
 def plan_tasks(counts: dict[str, int], per_shard: int, shuffle: bool, group: int, seed: int) -> list[dict]:
@@ -275,23 +285,15 @@ def export_rows(ctx: StageContext, out_dir, counts: dict[str, int], *, per_shard
         counts = dict(zip(shards, sampled))
     settings = {"per_shard": per_shard, "formats": sorted(formats), "shuffle": shuffle, "group": group, "seed": seed,
                 "sample": sample, "image": ctx.recipe.crawl.encode_format, "stages": prior}
-    plan_id = hashlib.sha256(json.dumps([settings, sorted(counts.items())]).encode()).hexdigest()
-    plan_path = out_dir / PLAN
-    if plan_path.exists() and json.loads(plan_path.read_text())["id"] != plan_id:
-        remove(out_dir)  # the kept rows or settings changed: the old shards are not this plan's
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_tmp(out_dir)
+    planned = plan_tasks(counts, per_shard, shuffle, group, seed)
     tasks = [ExportTask(str(ctx.build.root), uri(out_dir), tuple(t["sources"]), tuple(t["outputs"]),
                         tuple(map(tuple, t["key_ranges"])) if t["key_ranges"] is not None else None, seed, sample,
-                        tuple(formats), ctx.recipe.crawl.encode_format, prior)
-             for t in plan_tasks(counts, per_shard, shuffle, group, seed)]
-    write_json_atomic(plan_path, {"id": plan_id, "settings": settings, "tasks": len(tasks)})
-    todo = [t for t in tasks if not all(_done(out_dir, i, formats) for i in t.outputs)]
-    with ctx.ui.progress(description, total=sum(counts.values())) as advance:  # sampled: counted above
-        done = [i for t in tasks if t not in todo for i in t.outputs]
-        advance(sum(_rows_of(out_dir, i, formats) for i in done))
-        for written in ctx.engine.imap(write_task, todo):
-            advance(sum(written.values()))
+                        tuple(formats), ctx.recipe.crawl.encode_format, prior) for t in planned]
+    # The old shards go where the kept rows or settings changed: they are not this plan's.
+    plan_id = hashlib.sha256(json.dumps([settings, sorted(counts.items())]).encode()).hexdigest()
+    Runner.settle(out_dir / PLAN, {"id": plan_id, "settings": settings, "tasks": len(tasks)}, [out_dir])
+    Runner(ctx).map(write_task, tasks, lambda task: [_file(out_dir, i, f) for i in task.outputs for f in formats],
+                    description=description, size=_task_rows(counts))
     # sizes.json names the files there are: the tars (open_clip reads it), or the Parquet files.
     ext = "tar" if "webdataset" in formats else "parquet"
     return {f"{shard_name(i)}.{ext}": _rows_of(out_dir, i, formats) for t in tasks for i in t.outputs}

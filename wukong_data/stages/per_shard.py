@@ -24,6 +24,7 @@ from ..errors import ContractError
 from ..recipe import Recipe, stages_before
 from ..storage import atomic_path, path, remove_stale_tmp, uri
 from . import StageContext
+from .runner import Runner
 
 
 @dataclass(frozen=True)
@@ -111,25 +112,18 @@ def run_per_shard(ctx: StageContext, stage: str, processor: str, description: st
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(out_dir)
     entering = entering_counts(ctx, stage)
-    todo = [s for s in entering if not (out_dir / f"{s}.parquet").exists()]
     config_json = json.dumps(config or stage_config(ctx.recipe, stage), sort_keys=True)
     prior = tuple(stages_before(ctx.recipe.stages, stage))
     reuse = build.reuse_dir(stage)
     reuse = uri(reuse) if reuse.exists() else None
     tasks = [ShardTask(str(build.root), s, processor, config_json, prior, uri(out_dir), None if map_dir else stage,
-                       reuse) for s in todo]
-    reused = []
-
-    def done(result: tuple[int, int]) -> None:
-        advance(result[0])
-        reused.append(result[1])
-
-    with ctx.ui.progress(description, total=sum(entering.values())) as advance:
-        advance(sum(n for s, n in entering.items() if s not in todo))
-        ctx.engine.map(run_shard, tasks, on_result=done, resources=resources)
+                       reuse) for s in entering]
+    results = Runner(ctx).map(run_shard, tasks, lambda t: [out_dir / f"{t.shard}.parquet"], description=description,
+                              size=lambda t: entering[t.shard], resources=resources)
     if reuse:
-        ctx.ui.print(f"{stage}: {sum(reused):,} rows reused from the last run, "
-                     f"{sum(entering[s] for s in todo) - sum(reused):,} computed")
+        reused = sum(r for _, r in results)
+        ctx.ui.print(f"{stage}: {reused:,} rows reused from the last run, "
+                     f"{sum(n for n, _ in results) - reused:,} computed")
 
 
 class ShardStage:

@@ -16,7 +16,6 @@ near_dup_image. The decisions are the same for any partition count and any worke
 """
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 
@@ -25,9 +24,10 @@ import polars as pl
 
 from ...build import BuildDir
 from ...engines import Resources
-from ...storage import atomic_path, path, remove, remove_stale_tmp, uri, write_json_atomic
+from ...storage import atomic_path, path, remove_stale_tmp, uri
 from .. import StageContext
 from ..per_shard import entering_counts, run_per_shard
+from ..runner import Runner
 from . import exact, near
 from .against import against_signatures
 from .partitions import partition_count, read_keys, write_sorted
@@ -123,17 +123,16 @@ class DedupeStage:
     """Exact, frequency and near-duplicate rules, decided over the whole build in partitions."""
 
     def run(self, ctx: StageContext) -> None:
-        build = ctx.build
-        shards = build.crawl_shards()
-        todo = [s for s in shards if not build.decision_path("dedupe", s).exists()]
-        if not todo:
+        build, runner = ctx.build, Runner(ctx)
+        if all(build.decision_path("dedupe", s).exists() for s in build.crawl_shards()):
             return
-        partitions, rules, pool = self.exact_rules(ctx)
+        partitions, rules, pool = self.exact_rules(ctx, runner)
         if pool:
-            self.near_duplicates(ctx, partitions)
-        ctx.engine.map(apply_final, [ShardTask(str(build.root), s, partitions, rules, pool) for s in todo])
+            self.near_duplicates(ctx, runner, partitions)
+        runner.map(apply_final, [ShardTask(str(build.root), s, partitions, rules, pool) for s in build.crawl_shards()],
+                   lambda task: [build.decision_path("dedupe", task.shard)])
 
-    def exact_rules(self, ctx: StageContext) -> tuple[int, tuple[str, ...], bool]:
+    def exact_rules(self, ctx: StageContext, runner: Runner) -> tuple[int, tuple[str, ...], bool]:
         """The signatures (map), the exact rules per partition and their apply per shard:
         (partitions, the exact rules on, whether the near-duplicate pool is filled)."""
         cfg, build = ctx.recipe.dedupe, ctx.build
@@ -143,18 +142,15 @@ class DedupeStage:
         run_per_shard(ctx, "dedupe", "wukong_data.stages.dedupe:SignatureMap", "dedupe: signatures",
                       map_dir=dedupe / MAP)
         partitions = self.partitions(ctx)
-        settings = dedupe / "_partitions.json"
-        if settings.exists() and json.loads(settings.read_text())["partitions"] != partitions:
-            # Partial work of another partition count ([dedupe].partitions changed): redo the reduce.
-            for folder in (exact.EXACT, near.NEAR):
-                remove(dedupe / folder)
-        write_json_atomic(settings, {"partitions": partitions})
+        # Partial work of another partition count ([dedupe].partitions changed) is redone.
+        runner.settle(dedupe / "_partitions.json", {"partitions": partitions},
+                      [dedupe / exact.EXACT, dedupe / near.NEAR])
         rules = tuple(r for r, on in (("url", cfg.exact_url), ("image", cfg.exact_image),
                                       ("caption", bool(cfg.max_caption_count))) if on)
-        self._exact(ctx, rules, partitions)
+        self._exact(ctx, runner, rules, partitions)
         pool = cfg.near_duplicates or bool(cfg.against)
-        tasks = [ShardTask(str(build.root), s, partitions, rules, pool) for s in build.crawl_shards()]
-        ctx.engine.map(apply_exact, [t for t in tasks if not _decided_path(dedupe, t.shard).exists()])
+        runner.map(apply_exact, [ShardTask(str(build.root), s, partitions, rules, pool) for s in build.crawl_shards()],
+                   lambda task: [_decided_path(dedupe, task.shard)])
         return partitions, rules, pool
 
     @staticmethod
@@ -165,35 +161,33 @@ class DedupeStage:
         rows = sum(entering_counts(ctx, "dedupe").values())
         return partition_count(rows * (len(VIEWS) if cfg.near_duplicates else 1), cfg.partitions)
 
-    def _exact(self, ctx: StageContext, rules: tuple[str, ...], partitions: int) -> None:
+    def _exact(self, ctx: StageContext, runner: Runner, rules: tuple[str, ...], partitions: int) -> None:
         dedupe = ctx.build.stage_dir("dedupe")
         shards = tuple(ctx.build.crawl_shards())
-
-        def tasks(selected):
-            return [exact.PartitionTask(uri(dedupe), shards, rule, p, partitions, ctx.recipe.dedupe.max_caption_count)
-                    for rule in selected for p in range(partitions)
-                    if not (dedupe / exact.EXACT / rule / f"{p:05d}.parquet").exists()]
-
+        tasks = [exact.PartitionTask(uri(dedupe), shards, rule, p, partitions, ctx.recipe.dedupe.max_caption_count)
+                 for rule in rules for p in range(partitions)]
+        outputs = lambda task: [dedupe / exact.EXACT / task.rule / f"{task.p:05d}.parquet"]  # noqa: E731
         # The image rule reads the url rule's rejects: url (and caption) partitions first.
-        first, then = tasks([r for r in rules if r != "image"]), tasks([r for r in rules if r == "image"])
-        with ctx.ui.progress("dedupe: exact rules", total=len(first) + len(then), unit="partitions") as advance:
-            ctx.engine.map(exact.reduce_partition, first, on_result=lambda _: advance())
-            ctx.engine.map(exact.reduce_partition, then, on_result=lambda _: advance())
+        for step in ([t for t in tasks if t.rule != "image"], [t for t in tasks if t.rule == "image"]):
+            if step:
+                runner.map(exact.reduce_partition, step, outputs, description="dedupe: exact rules", unit="partitions")
 
-    def near_duplicates(self, ctx: StageContext, partitions: int) -> None:
-        """Collapse, search, confirm and group the pool's near duplicates (near.py, search.py)."""
+    def near_duplicates(self, ctx: StageContext, runner: Runner, partitions: int) -> None:
+        """Collapse, search, confirm and group the pool's near duplicates (near.py, search.py);
+        its losers file marks the whole step done."""
+        folder = ctx.build.stage_dir("dedupe") / near.NEAR
+        runner.once(folder / "losers.parquet", lambda: self._near_duplicates(ctx, runner, folder, partitions))
+
+    def _near_duplicates(self, ctx: StageContext, runner: Runner, folder, partitions: int) -> None:
         cfg, build = ctx.recipe.dedupe, ctx.build
-        folder = build.stage_dir("dedupe") / near.NEAR
-        if (folder / "losers.parquet").exists():
-            return
         pool_files = [folder / "pool" / f"{s}.parquet" for s in build.crawl_shards()]
         if cfg.against:
             against = against_signatures(cfg.against, build.stage_dir("dedupe") / "_against.parquet", ctx.ui)
             write_sorted(near.against_entries(against), "hash", folder / "pool" / f"{near.AGAINST}.parquet")
             pool_files.append(folder / "pool" / f"{near.AGAINST}.parquet")
-        collapse = [near.CollapseTask(uri(folder), tuple(map(uri, pool_files)), p, partitions) for p in range(partitions)
-                    if not (folder / "reps" / f"{p:05d}.parquet").exists()]
-        ctx.engine.map(near.collapse_partition, collapse)
+        runner.map(near.collapse_partition,
+                   [near.CollapseTask(uri(folder), tuple(map(uri, pool_files)), p, partitions) for p in range(partitions)],
+                   lambda task: [folder / "reps" / f"{task.p:05d}.parquet"])
         reps = near.Representatives(folder, partitions)
         radius = cfg.hamming_radius
         tables = plan(radius, reps.distinct).tables
@@ -201,11 +195,9 @@ class DedupeStage:
         search = [near.SearchTask(uri(folder), radius, tuple(range(start, min(start + per_task, len(tables)))),
                                   uri(folder / "pairs" / f"{start:05d}.npy"))
                   for start in range(0, len(tables), per_task)]
-        todo = [t for t in search if not path(t.out).exists()]
-        with ctx.ui.progress("dedupe: near-duplicate search", total=len(tables), unit="tables") as advance:
-            advance(len(tables) - sum(len(t.tables) for t in todo))
-            ctx.engine.map(near.search_tables, todo, on_result=advance,
-                           resources=Resources(gpus=1, memory=task_memory(reps.distinct)))
+        runner.map(near.search_tables, search, lambda task: [path(task.out)],
+                   description="dedupe: near-duplicate search", size=lambda task: len(task.tables), unit="tables",
+                   resources=Resources(gpus=1, memory=task_memory(reps.distinct)))
         self._decide(ctx, reps, [path(t.out) for t in search], partitions)
         # The representatives' arrays are scratch (~22 GB at 100M rows): gone once decided.
         shutil.rmtree(reps.arrays, ignore_errors=True)

@@ -28,6 +28,7 @@ from ...storage import atomic_path, is_local, local_copy, path, uri, write_json_
 from ...recipe import ScoreConfig, stages_before
 from .. import StageContext, select
 from ..per_shard import entering_counts, run_per_shard, stage_config
+from ..runner import Runner
 
 BOOTSTRAP = "_bootstrap"
 MAP = "_map"
@@ -150,8 +151,8 @@ class ScoreStage:
             if keep:
                 cutoff = tuple(int(d) for d in select.kth(ctx.engine, paths, keep))
             keep_none = keep == 0
-        ctx.engine.map(apply_scores, [ApplyTask(str(build.root), s, cfg.min_score, cutoff, keep_none) for s in shards
-                                      if not build.decision_path("score", s).exists()])
+        Runner(ctx).map(apply_scores, [ApplyTask(str(build.root), s, cfg.min_score, cutoff, keep_none) for s in shards],
+                        lambda task: [build.decision_path("score", task.shard)])
         counts = build.stage_counts("score")
         failed = (counts.rejected or {}).get("decode_failed", 0)
         if failed > 0.01 * counts.rows_in:
@@ -162,15 +163,18 @@ class ScoreStage:
         """Train the `tiny` (or configured) reference model on a seeded sample of steps x batch
         rows kept so far, read from their shards (not a copy of every kept row). The trainer
         needs local files: on object storage the sample is trained on from a local copy and the
-        model is uploaded beside it, where every scoring worker finds it."""
+        model is uploaded beside it, where every scoring worker finds it. Its weights, written
+        last, mark it done."""
+        run = folder / "run"
+        Runner.once(run / WEIGHTS, lambda: self._train_bootstrap(ctx, folder, run))
+        return run
+
+    def _train_bootstrap(self, ctx: StageContext, folder, run) -> None:
         from ...filip.config import TrainConfig
         from ...filip.train import train
         from ..export import export_rows
 
         cfg = ctx.recipe.score
-        run = folder / "run"
-        if (run / "model.safetensors").exists():
-            return run
         previous = stages_before(ctx.recipe.stages, "score")[-1]
         counts = {s: ctx.build.shard_counts(previous, s).kept for s in ctx.build.crawl_shards()}
         kept = sum(counts.values())
@@ -197,4 +201,3 @@ class ScoreStage:
                     shutil.copyfile(local_run / name, tmp)
             for scratch_copy in (local_run, data):  # this build's local copies are scratch once uploaded
                 shutil.rmtree(scratch_copy, ignore_errors=True)
-        return run
