@@ -168,9 +168,10 @@ class DedupeStage:
                  for rule in rules for p in range(partitions)]
         outputs = lambda task: [dedupe / exact.EXACT / task.rule / f"{task.p:05d}.parquet"]  # noqa: E731
         # The image rule reads the url rule's rejects: url (and caption) partitions first.
-        for step in ([t for t in tasks if t.rule != "image"], [t for t in tasks if t.rule == "image"]):
+        for step in ([r for r in rules if r != "image"], [r for r in rules if r == "image"]):
             if step:
-                runner.map(exact.reduce_partition, step, outputs, description="dedupe: exact rules", unit="partitions")
+                runner.map(exact.reduce_partition, [t for t in tasks if t.rule in step], outputs,
+                           description=f"dedupe: exact {' and '.join(step)} rule{'s' * (len(step) > 1)}", unit="partitions")
 
     def near_duplicates(self, ctx: StageContext, runner: Runner, partitions: int) -> None:
         """Collapse, search, confirm and group the pool's near duplicates (near.py, search.py);
