@@ -124,7 +124,7 @@ class DedupeStage:
 
     def run(self, ctx: StageContext) -> None:
         build, runner = ctx.build, Runner(ctx)
-        if all(build.decision_path("dedupe", s).exists() for s in build.crawl_shards()):
+        if not runner.todo(build.crawl_shards(), lambda shard: [build.decision_path("dedupe", shard)]):
             return
         partitions, rules, pool = self.exact_rules(ctx, runner)
         if pool:

@@ -124,7 +124,7 @@ class ScoreStage:
         cfg, build = ctx.recipe.score, ctx.build
         out = build.stage_dir("score")
         shards = build.crawl_shards()
-        if all(build.decision_path("score", s).exists() for s in shards):
+        if not Runner.todo(shards, lambda shard: [build.decision_path("score", shard)]):
             return
         if not sum(entering_counts(ctx, "score").values()):  # nothing left to score: no model to train or load
             for shard in shards:
