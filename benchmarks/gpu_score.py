@@ -5,7 +5,7 @@
 - Decode: `decode_batch` (one batched nvJPEG call) vs one decode_jpeg call per image on the GPU
   vs Pillow on the CPU, in images/s, same run.
 - Pairs/s of the whole scorer beside its parts: the decode, the per-image resize and crop
-  (`_prepare`), the same with the normalisation once per batch instead of per image, and the bare
+  (the model's `image_inputs`), the same with the normalisation once per batch instead of per image, and the bare
   forward on prepared tensors.
 
     python benchmarks/gpu_score.py --model vit-b-32 --pairs 2048 --batch-size 256
@@ -33,7 +33,8 @@ from wukong_data.filip.loss import pair_scores
 from wukong_data.filip.model import FILIP
 from wukong_data.filip.presets import PRESETS
 from wukong_data.filip.tokenizer import ChineseTokenizer
-from wukong_data.stages.score.scorer import Scorer, decode_batch
+from wukong_data.filip.decode import decode_batch
+from wukong_data.stages.score.scorer import Scorer
 
 
 def timed(fn) -> float:
@@ -98,17 +99,19 @@ def main() -> None:
         gpu.score(jpgs[:args.batch_size], captions[:args.batch_size])  # warm-up
         out["scorer_pairs_per_s"] = round(args.pairs / timed(lambda: gpu.score(jpgs, captions)), 1)
         decoded = [t for b in batches for t in decode_batch(b, cuda)]
-        out["prepare_images_per_s"] = round(len(jpgs) / timed(lambda: [gpu._prepare(t) for t in decoded]), 1)
+        out["prepare_images_per_s"] = round(len(jpgs) / timed(lambda: gpu.model.image_inputs(decoded)), 1)
         size = gpu.model.cfg.image_size
+        mean = torch.tensor(gpu.model.cfg.mean, device=cuda)[:, None, None]
+        std = torch.tensor(gpu.model.cfg.std, device=cuda)[:, None, None]
 
         def normalise_per_batch():  # the lever measured: resize and crop per image, normalise once per batch
             return [(torch.stack([TF.center_crop(TF.resize(t, size, antialias=True), size)
-                                  for t in decoded[i:i + args.batch_size]]).float() / 255 - gpu.mean) / gpu.std
+                                  for t in decoded[i:i + args.batch_size]]).float() / 255 - mean) / std
                     for i in range(0, len(decoded), args.batch_size)]
         out["prepare_normalised_per_batch_images_per_s"] = round(len(jpgs) / timed(normalise_per_batch), 1)
         out["prepare_normalised_per_batch_max_abs_diff"] = float(
-            (torch.cat(normalise_per_batch()) - torch.stack([gpu._prepare(t) for t in decoded])).abs().max())
-        tensors = torch.stack([gpu._prepare(t) for t in decoded])
+            (torch.cat(normalise_per_batch()) - gpu.model.image_inputs(decoded)).abs().max())
+        tensors = gpu.model.image_inputs(decoded)
         ids = gpu.tokenizer(captions).to(cuda)
 
         def bare():

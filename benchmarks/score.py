@@ -22,7 +22,8 @@ from wukong_data.filip.loss import pair_scores
 from wukong_data.filip.model import FILIP
 from wukong_data.filip.presets import PRESETS
 from wukong_data.filip.tokenizer import ChineseTokenizer
-from wukong_data.stages.score.scorer import Scorer, decode_batch
+from wukong_data.filip.decode import decode_batch
+from wukong_data.stages.score.scorer import Scorer
 
 
 def pairs(n: int):
@@ -47,12 +48,12 @@ def measure(preset: str, images, captions, folder: Path, batch: int) -> dict:
     scorer.score(images, captions)
     full = time.perf_counter() - start
 
-    tensors = [scorer._prepare(t) for t in decode_batch(images, scorer.device)]
+    tensors = scorer.model.image_inputs(decode_batch(images, scorer.device))
     ids = scorer.tokenizer(captions)
     start = time.perf_counter()
     with torch.no_grad():
         for i in range(0, len(images), batch):
-            img, txt, mask = scorer.model(torch.stack(tensors[i:i + batch]), ids[i:i + batch])
+            img, txt, mask = scorer.model(tensors[i:i + batch], ids[i:i + batch])
             pair_scores(img, txt, mask)
     bare = time.perf_counter() - start
     return {"model": preset, "pairs": len(images), "batch": batch, "scorer_pairs_per_s": round(len(images) / full, 1),

@@ -141,7 +141,7 @@ def test_decompression_bombs_are_refused_before_any_decoder(name, bomb):
     from wukong_data.stages.crawl_download import BoundedResizer
     from wukong_data.stages.dedupe.signatures import image_signature
     from wukong_data.stages.filter.image import decodes
-    from wukong_data.stages.score.scorer import decode_batch
+    from wukong_data.filip.decode import decode_batch
 
     data = bomb()
     assert "pixels" in undecodable_reason(data)

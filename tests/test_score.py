@@ -126,7 +126,7 @@ def _encoded(fmt: str) -> bytes:
 def test_decode_batch_reads_every_format_and_refuses_bad_or_oversized_images():
     import torch
 
-    from wukong_data.stages.score.scorer import decode_batch
+    from wukong_data.filip.decode import decode_batch
 
     bomb = io.BytesIO()
     Image.new("1", (20000, 20000)).save(bomb, "PNG")  # 50 KB that would decode to 400M pixels

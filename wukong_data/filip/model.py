@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg, _build_text_tower, _build_vision_tower
 from torch import nn
 
@@ -51,6 +52,15 @@ class FILIP(nn.Module):
         if cfg.lock_image_tower:
             for p in self.visual.parameters():
                 p.requires_grad_(False)
+
+    def image_inputs(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """Decoded (3, H, W) uint8 RGB images -> the normalised batch the towers read: the
+        shorter side resized to the model's size, the centre cropped (as evaluation loads them)."""
+        size, device = self.cfg.image_size, self.logit_scale.device
+        mean = torch.tensor(self.cfg.mean, device=device)[:, None, None]
+        std = torch.tensor(self.cfg.std, device=device)[:, None, None]
+        return torch.stack([(TF.center_crop(TF.resize(image.to(device), size, antialias=True), size).float() / 255
+                             - mean) / std for image in images])
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """(B, n1, token_dim) normalised image tokens (class token dropped); CLIP: (B, 1, token_dim)."""

