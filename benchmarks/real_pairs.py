@@ -10,6 +10,7 @@ photo's caption (the mismatch the score stage exists to cut). `wukong align` dra
 into --out (never commit them).
 
     python benchmarks/real_pairs.py --train-photos 6000 --val-photos 1000 --steps 300 --batch-size 128
+    python benchmarks/real_pairs.py --model lit-nudenet --train-captions 5 --steps 940 --batch-size 256 --lr 1e-3
 
 `--builds DIR` keeps the two builds there, and a later run with the same DIR trains on them without
 building again (how benchmarks/gpu_check.py trains on a GPU machine that has no crawler installed).
@@ -115,8 +116,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--model", default="tiny")
-    parser.add_argument("--losses", nargs="+", default=["filip", "clip"])
+    parser.add_argument("--model", default="tiny", help="tiny | vit-b-32 | vit-l-14 | lit-nudenet")
+    parser.add_argument("--losses", nargs="+", help="[default: filip clip; lit-nudenet: clip, its only one]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-captions", type=int, default=1,
                         help="human captions per train photo, one row each (above 1 the train build has no dedupe "
@@ -130,6 +131,7 @@ def main() -> None:
                         help="serve the photos re-encoded at this JPEG quality (smaller builds, e.g. to carry them)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="the scorer's")
     args = parser.parse_args()
+    args.losses = args.losses or (["clip"] if args.model == "lit-nudenet" else ["filip", "clip"])
     result = {"model": args.model, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
               "seed": args.seed, "device": args.device}
     with tempfile.TemporaryDirectory() as tmp:

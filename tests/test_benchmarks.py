@@ -14,7 +14,6 @@ SMALLEST = {
     "e2e_scale.py": ["--sizes", "100", "--workers", "1"],
     "filip_loss.py": ["--batches", "8", "--dim", "32"],
     "filter.py": ["--captions", "2000", "--images", "4"],
-    "frozen_parts.py": ["--train-photos", "64", "--val-photos", "32", "--epochs", "2"],
     "gpu_nsfw.py": ["--count", "32"],
     "nsfw_benign.py": ["--photos", "16"],
     "score.py": ["--pairs", "32", "--batch-size", "16", "--models", "tiny"],
@@ -37,7 +36,7 @@ def test_every_benchmark_is_listed():
 def test_benchmark_runs_at_its_smallest_size(name, tmp_path):
     if name == "filter.py" and not (namedev.real_text() / "extra").is_dir():
         pytest.skip(f"no shared real text at {namedev.real_text()}")
-    if name in ("nsfw_benign.py", "frozen_parts.py") and not (FLICKR / "images").is_dir():
+    if name == "nsfw_benign.py" and not (FLICKR / "images").is_dir():
         pytest.skip(f"no shared Flickr8k-CN photos at {FLICKR}")
     args = SMALLEST[name]
     proc = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], capture_output=True, text=True,

@@ -162,7 +162,7 @@ def test_train_reference_user_errors(split, tmp_path):
     proc = wukong("train-reference", "--data", tmp_path, "--out", tmp_path / "r", check=False)
     assert proc.returncode == 2 and "no sizes.json here or in final/" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     proc = wukong("train-reference", "--data", tmp_path, "--model", "vit-h", "--out", tmp_path / "r", check=False)
-    assert proc.returncode == 2 and "unknown preset" in proc.stderr
+    assert proc.returncode == 2 and "unknown model" in proc.stderr
     # A Parquet-only export, by its folder or its files: training reads tars.
     (tmp_path / "parquet").mkdir()
     (tmp_path / "parquet" / "sizes.json").write_text('{"00000.parquet": 3}')
@@ -235,6 +235,6 @@ def test_clip_loss_trains_the_same_towers_pooled_and_scores_by_cosine(split, tmp
 
     key = pl.read_parquet(split / "eval" / "final" / "*.parquet")["key"][0]
     proc = wukong("align", split / "eval", "--checkpoint", run, "--keys", key, "--out", tmp_path / "a", check=False)
-    assert proc.returncode == 2 and "a CLIP model" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.returncode == 2 and "one vector a side" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     proc = wukong("train-reference", "--data", split / "train", "--loss", "siglip", "--out", tmp_path / "r", check=False)
     assert proc.returncode == 2 and "--loss siglip: expected one of filip, clip" in proc.stderr

@@ -94,8 +94,8 @@ def align(build_dir: str | Path, checkpoint: str | Path, keys: list[str], out: s
     check_keys(pl.Series(keys, dtype=pl.String), "--keys")  # each names a file in OUT
     model = load_model(checkpoint)
     if model.cfg.loss == "clip":
-        raise UserError(f"--checkpoint {checkpoint}: a CLIP model (--loss clip) pools each side to one "
-                        "token, so no word has patches of its own; align pictures need a FILIP model")
+        raise UserError(f"--checkpoint {checkpoint}: a model with one vector a side (--loss clip, or "
+                        "lit-nudenet), so no word has patches of its own; align pictures need a FILIP model")
     tokenizer = ChineseTokenizer(Path(checkpoint) / VOCAB, model.cfg.context_length)
     shards = scan_parquet(build_dir)
     image = image_column(shards.collect_schema().names(), f"{build_dir}: final Parquet shards")

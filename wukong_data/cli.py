@@ -120,9 +120,12 @@ def train_reference(
     data: str = typer.Option(..., "--data", help="a build directory, its final/ folder, or tar shards "
                                                   "('shards/{00000..00099}.tar' or a glob)"),
     out: Path = typer.Option(Path("runs/filip"), "--out", help="run folder: checkpoints, metrics.jsonl, model"),
-    model: str = typer.Option("tiny", "--model", help="tiny | vit-b-32 | vit-l-14"),
-    loss: str = typer.Option("filip", "--loss", help="filip (token-wise late interaction) | clip (the same "
-                                                      "towers, pooled embeddings)"),
+    model: str = typer.Option("tiny", "--model", help="tiny | vit-b-32 | vit-l-14 (towers trained from scratch) | "
+                                                       "lit-nudenet (a frozen pretrained detector's features: "
+                                                       "for real photos on a CPU)"),
+    loss: Optional[str] = typer.Option(None, "--loss", help="filip (token-wise late interaction) | clip (the same "
+                                                             "towers, pooled embeddings) [default: filip; "
+                                                             "lit-nudenet: clip]"),
     eval_data: Optional[str] = typer.Option(None, "--eval-data", help="held-out shards for retrieval R@K (as --data)"),
     steps: int = typer.Option(1000, "--steps", min=1),
     batch_size: int = typer.Option(64, "--batch-size", min=2, help="per process"),

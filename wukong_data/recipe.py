@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .fetch import parse_networks
+from .filip.presets import MODELS
 from .images import IMAGE_FORMATS
 
 STAGE_ORDER = ("crawl", "dedupe", "filter", "score", "export")
@@ -130,7 +131,7 @@ class ScoreConfig:
     device: str = "auto"  # auto | cpu | cuda
     # Bootstrap: train a reference model on the rows kept so far, then score with it.
     bootstrap_steps: int = 0
-    bootstrap_model: str = "tiny"
+    bootstrap_model: str = "tiny"  # or vit-b-32, vit-l-14, lit-nudenet (frozen detector features: real photos)
     bootstrap_batch_size: int = 32
     bootstrap_lr: float = 1e-3
 
@@ -167,7 +168,7 @@ _CHOICES = {
     ("crawl", "encode_format"): IMAGE_FORMATS,
     ("score", "device"): ("auto", "cpu", "cuda"),
     ("filter", "person_names"): PERSON_NAME_POLICIES,
-    ("score", "bootstrap_model"): ("tiny", "vit-b-32", "vit-l-14"),
+    ("score", "bootstrap_model"): MODELS,
 }
 _POSITIVE = {("crawl", "image_size"), ("crawl", "processes"), ("crawl", "threads"),
              ("crawl", "samples_per_shard"), ("crawl", "timeout"),

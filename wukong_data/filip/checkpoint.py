@@ -10,13 +10,14 @@ from safetensors.torch import load_file, save_file
 
 from ..storage import atomic_path, read_json, write_json_atomic
 from ..errors import UserError
+from .lit import KIND, LitConfig, LitNudenet
 from .model import FILIP
 from .presets import FilipConfig
 
 from .files import CONFIG, STATE, VOCAB, WEIGHTS
 
 
-def save_weights(model: FILIP, vocab_file: str | Path, folder: Path) -> None:
+def save_weights(model: FILIP | LitNudenet, vocab_file: str | Path, folder: Path) -> None:
     """Each file atomically, the weights last: a folder with model.safetensors is complete."""
     folder.mkdir(parents=True, exist_ok=True)
     if Path(vocab_file).resolve() != (folder / VOCAB).resolve():
@@ -28,14 +29,17 @@ def save_weights(model: FILIP, vocab_file: str | Path, folder: Path) -> None:
         save_file(tensors, str(tmp))
 
 
-def load_model(folder: str | Path, device: str = "cpu") -> FILIP:
+def load_model(folder: str | Path, device: str = "cpu") -> FILIP | LitNudenet:
     """A trained model from a run folder (or a checkpoint folder in it): weights only, no pickle."""
     folder = Path(folder)
     if not (folder / WEIGHTS).exists():
         raise UserError(f"{folder}: no {WEIGHTS}; expected a `wukong train-reference` run or checkpoint folder")
     cfg = read_json(folder / CONFIG)
-    cfg["mean"], cfg["std"] = tuple(cfg["mean"]), tuple(cfg["std"])
-    model = FILIP(FilipConfig(**cfg))
+    if cfg.get("kind") == KIND:
+        model = LitNudenet(LitConfig(**cfg))
+    else:
+        cfg["mean"], cfg["std"] = tuple(cfg["mean"]), tuple(cfg["std"])
+        model = FILIP(FilipConfig(**cfg))
     model.load_state_dict(load_file(str(folder / WEIGHTS), device=device))
     return model.to(device).eval()
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from .presets import LOSSES, PRESETS
+from .presets import LIT_MODEL, LOSSES, MODELS
 from .shards import tar_shards
 
 
@@ -16,7 +16,9 @@ class TrainConfig:
     data: str
     out: str
     model: str = "tiny"
-    loss: str = "filip"  # filip: token-wise late interaction | clip: the same towers, pooled tokens
+    # filip: token-wise late interaction | clip: the same towers, pooled tokens. None: the model's
+    # own (lit-nudenet has one vector a side: clip).
+    loss: str | None = None
     eval_data: str | None = None
     steps: int = 1000
     batch_size: int = 64
@@ -39,14 +41,21 @@ class TrainConfig:
     seed: int = 0
     resume: bool = False
 
+    def __post_init__(self):
+        if self.loss is None:
+            self.loss = "clip" if self.model == LIT_MODEL else "filip"
+
 
 def check(cfg: TrainConfig) -> None:
     """Each mistake in one line, before any work: an --eval-data typo would otherwise surface
     only after the whole training."""
-    if cfg.model not in PRESETS:
-        raise UserError(f"--model {cfg.model}: unknown preset (expected one of {', '.join(PRESETS)})")
+    if cfg.model not in MODELS:
+        raise UserError(f"--model {cfg.model}: unknown model (expected one of {', '.join(MODELS)})")
     if cfg.loss not in LOSSES:
         raise UserError(f"--loss {cfg.loss}: expected one of {', '.join(LOSSES)}")
+    if cfg.model == LIT_MODEL and cfg.loss != "clip":
+        raise UserError(f"--loss {cfg.loss}: {LIT_MODEL} has one vector a side, no tokens to interact; "
+                        f"it trains with --loss clip")
     for option, data in (("--data", cfg.data), ("--eval-data", cfg.eval_data)):
         try:
             if data:

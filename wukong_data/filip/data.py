@@ -108,6 +108,20 @@ def loader(spec: LoaderSpec, epoch: int, rank: int = 0, world: int = 1, skip_bat
                       num_workers=spec.workers, persistent_workers=False)
 
 
+class PixelBatches:
+    """The training batches of a LoaderSpec, epoch by epoch (detector.FeatureBatches is the
+    frozen-detector model's counterpart)."""
+
+    def __init__(self, spec: LoaderSpec):
+        self.spec = spec
+
+    def per_epoch(self, world: int) -> int:
+        return batches_per_epoch(self.spec, world)
+
+    def epoch(self, epoch: int, rank: int, world: int, skip_batches: int) -> DataLoader:
+        return loader(self.spec, epoch, rank, world, skip_batches)
+
+
 def every_sample(spec: LoaderSpec):
     """Every sample once, in shard order, in batches (the last may be short): for evaluation."""
     tokenizer = ChineseTokenizer(spec.vocab_file, spec.context_length)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import torch
 
+from . import detector
 from .data import LoaderSpec, every_sample
+from .lit import LitNudenet
 from .shards import shards
 from .loss import image_to_text, text_to_image
 from .model import FILIP
@@ -17,15 +19,22 @@ TEMPLATES = ("一张{}的图片", "{}的照片", "图中是{}", "一幅{}的画"
 
 
 @torch.no_grad()
-def encode(model: FILIP, data_dir: str | Path, vocab_file: str | Path, batch_size: int = 64):
-    """Image tokens, text tokens and masks of every sample of a build's final/ shards."""
+def encode(model: FILIP | LitNudenet, data_dir: str | Path, vocab_file: str | Path, batch_size: int = 64,
+           cache: Path | None = None):
+    """Image tokens, text tokens and masks of every sample of a build's final/ shards (`cache`:
+    where lit-nudenet keeps the detector's features of them)."""
     tars, sizes = shards(data_dir)
     cfg = model.cfg
-    spec = LoaderSpec(tars, sizes, str(vocab_file), cfg.context_length, cfg.image_size, cfg.mean, cfg.std,
-                      batch_size, workers=0, seed=0, train=False)
+    if isinstance(model, LitNudenet):
+        tokenizer = ChineseTokenizer(vocab_file, cfg.context_length)
+        batches = detector.every_sample(detector.shard_features(tars, cache, torch.get_num_threads()), tokenizer,
+                                        batch_size)
+    else:
+        batches = every_sample(LoaderSpec(tars, sizes, str(vocab_file), cfg.context_length, cfg.image_size, cfg.mean,
+                                          cfg.std, batch_size, workers=0, seed=0, train=False))
     device = next(model.parameters()).device
     imgs, txts, masks = [], [], []
-    for images, ids, _ in every_sample(spec):
+    for images, ids, _ in batches:
         img, txt, mask = model(images.to(device), ids.to(device))
         imgs.append(img.float()), txts.append(txt.float()), masks.append(mask)
     return torch.cat(imgs), torch.cat(txts), torch.cat(masks)
@@ -38,9 +47,9 @@ def _recall(sim: torch.Tensor, ks=(1, 5, 10)) -> dict:
 
 
 @torch.no_grad()
-def retrieval(model: FILIP, data_dir: str | Path, vocab_file: str | Path, batch_size: int = 64,
-              chunk: int = 16) -> dict:
-    img, txt, mask = encode(model, data_dir, vocab_file, batch_size)
+def retrieval(model: FILIP | LitNudenet, data_dir: str | Path, vocab_file: str | Path, batch_size: int = 64,
+              chunk: int = 16, cache: Path | None = None) -> dict:
+    img, txt, mask = encode(model, data_dir, vocab_file, batch_size, cache)
     i2t = image_to_text(img, txt, mask, chunk)
     t2i = text_to_image(txt, mask, img, chunk)
     n = len(img)

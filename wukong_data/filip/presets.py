@@ -32,6 +32,8 @@ class FilipConfig:
 
 
 LOSSES = ("filip", "clip")
+# The frozen-detector model (lit.py): not a preset of the towers above, one vector a side.
+LIT_MODEL = "lit-nudenet"
 
 PRESETS = {
     "tiny": FilipConfig(),
@@ -40,3 +42,4 @@ PRESETS = {
     "vit-l-14": FilipConfig(image_size=224, patch_size=14, vision_width=1024, vision_layers=24, vision_heads=16,
                             text_width=768, text_layers=12, text_heads=12, token_dim=256, reduced_tokens=24),
 }
+MODELS = (*PRESETS, LIT_MODEL)

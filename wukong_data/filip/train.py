@@ -20,11 +20,13 @@ from ..storage import atomic_path, create_folder, write_json_atomic
 from ..errors import UserError
 from . import checkpoint
 from .config import TrainConfig, check
-from .data import LoaderSpec, batches_per_epoch, captions, loader
+from .data import LoaderSpec, PixelBatches, captions
+from .detector import FeatureBatches, shard_features
 from .evaluate import retrieval
 from .loss import filip_loss, top_tokens
+from .lit import LitConfig, LitNudenet
 from .model import FILIP
-from .presets import PRESETS
+from .presets import LIT_MODEL, PRESETS
 from .shards import shards
 from .tokenizer import ChineseTokenizer
 
@@ -117,15 +119,20 @@ def train(cfg: TrainConfig, ui=None) -> Path:
     tars, sizes = shards(cfg.data)
     vocab = _vocab(cfg, out, rank)
     tokenizer = ChineseTokenizer(vocab)
-    changes = {"vocab_size": tokenizer.vocab_size, "lock_image_tower": cfg.lock_image_tower, "loss": cfg.loss}
-    if cfg.reduced_tokens is not None:
-        changes["reduced_tokens"] = cfg.reduced_tokens
-    model_cfg = dataclasses.replace(PRESETS[cfg.model], **changes)
     torch.manual_seed(cfg.seed)
-    model = FILIP(model_cfg).to(device)
-    spec = LoaderSpec(tars, sizes, str(vocab), model_cfg.context_length, model_cfg.image_size, model_cfg.mean,
-                      model_cfg.std, cfg.batch_size, cfg.workers, cfg.seed, train=True)
-    per_epoch = batches_per_epoch(spec, world)
+    if cfg.model == LIT_MODEL:
+        model, batches = _lit_model(cfg, tokenizer, vocab, tars, sizes, out, world, ui)
+    else:
+        changes = {"vocab_size": tokenizer.vocab_size, "lock_image_tower": cfg.lock_image_tower, "loss": cfg.loss}
+        if cfg.reduced_tokens is not None:
+            changes["reduced_tokens"] = cfg.reduced_tokens
+        model_cfg = dataclasses.replace(PRESETS[cfg.model], **changes)
+        model = FILIP(model_cfg)
+        batches = PixelBatches(LoaderSpec(tars, sizes, str(vocab), model_cfg.context_length, model_cfg.image_size,
+                                          model_cfg.mean, model_cfg.std, cfg.batch_size, cfg.workers, cfg.seed,
+                                          train=True))
+    model = model.to(device)
+    per_epoch = batches.per_epoch(world)
     if per_epoch == 0:
         raise UserError(f"{cfg.data}: too few samples for --batch-size {cfg.batch_size} on {world} process(es)")
 
@@ -157,7 +164,7 @@ def train(cfg: TrainConfig, ui=None) -> Path:
         while step < cfg.steps:
             epoch, done_in_epoch = divmod(step, per_epoch)
             tic = time.perf_counter()
-            for images, ids, _ in loader(spec, epoch, rank, world, skip_batches=done_in_epoch):
+            for images, ids, _ in batches.epoch(epoch, rank, world, skip_batches=done_in_epoch):
                 images, ids = images.to(device, non_blocking=True), ids.to(device, non_blocking=True)
                 with autocast:
                     loss = loss_step(ddp, images, ids, cfg, world, rank)
@@ -201,6 +208,26 @@ def train(cfg: TrainConfig, ui=None) -> Path:
     return out
 
 
+def _lit_model(cfg: TrainConfig, tokenizer: ChineseTokenizer, vocab: Path, tars, sizes, out: Path, world: int, ui):
+    """The lit-nudenet model and its batches: the frozen detector's features of every training
+    photo, computed once (RUN/features/, kept for a resumed run)."""
+    if world > 1:
+        raise UserError(f"--model {LIT_MODEL} trains in one process: its towers are small and its detector's "
+                        f"features are computed once; run it without torchrun")
+    data = _features(tars, sum(sizes), out / "features" / "train.npz", ui)
+    model = LitNudenet(LitConfig(features=data.features.shape[-1], vocab_size=tokenizer.vocab_size,
+                                 context_length=tokenizer.context_length))
+    model.start_from(data.features, Path(vocab).read_text(encoding="utf-8").splitlines())
+    return model, FeatureBatches(data, tokenizer, cfg.batch_size, cfg.seed)
+
+
+def _features(tars, total: int, cache: Path, ui):
+    if ui is None:
+        return shard_features(tars, cache, torch.get_num_threads())
+    with ui.progress("train-reference: the detector's features", total=total, unit="samples") as advance:
+        return shard_features(tars, cache, torch.get_num_threads(), lambda done: advance(completed=done))
+
+
 def _checkpoint(model, vocab, optimizer, scheduler, out: Path, step: int, rank: int) -> None:
     if rank != 0:
         return
@@ -213,7 +240,8 @@ def _checkpoint(model, vocab, optimizer, scheduler, out: Path, step: int, rank: 
 
 def _evaluate(model, cfg: TrainConfig, vocab: Path, metrics, step: int) -> dict:
     model.eval()
-    result = retrieval(model, cfg.eval_data, vocab, batch_size=cfg.batch_size, chunk=cfg.chunk)
+    result = retrieval(model, cfg.eval_data, vocab, batch_size=cfg.batch_size, chunk=cfg.chunk,
+                       cache=Path(cfg.out) / "features" / "eval.npz")
     model.train()
     metrics.write(json.dumps({"step": step, "eval": result}) + "\n")
     metrics.flush()
