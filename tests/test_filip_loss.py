@@ -61,3 +61,13 @@ def test_pair_scores_are_the_diagonal():
     img, txt, mask, _ = _inputs(seed=2)
     i2t, t2i = direct_similarities(img.detach(), txt.detach(), mask)
     assert torch.allclose(pair_scores(img.detach(), txt.detach(), mask), (i2t.diagonal() + t2i.diagonal()) / 2)
+
+
+def test_pair_roc_auc_counts_every_mismatch_with_ties_half():
+    from wukong_data.filip.evaluate import _pair_auc
+
+    scores = torch.randint(0, 5, (7, 7)).float()  # many ties
+    own = scores.diagonal()
+    others = scores[~torch.eye(7, dtype=torch.bool)]
+    direct = ((own[:, None] > others[None]).float() + 0.5 * (own[:, None] == others[None]).float()).mean()
+    assert _pair_auc(scores) == round(float(direct), 4)

@@ -71,6 +71,7 @@ def test_lit_nudenet_learns_real_photos_resumes_exactly_and_scores(photo_shards,
     final = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]["eval"]
     print(f"\nlit-nudenet held-out retrieval on {final['n']} real photos, 900 training pairs: {final}")
     assert final["n"] == 100 and final["text_to_image"]["r@10"] >= 3 * 10 * final["chance_r@1"]
+    assert final["pair_roc_auc"] >= 0.75  # own caption against all 9,900 others
     model = load_model(run)
     assert isinstance(model, LitNudenet) and model.cfg.loss == "clip" and (run / "features" / "train.npz").is_file()
 
