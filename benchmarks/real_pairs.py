@@ -10,7 +10,7 @@ photo's caption (the mismatch the score stage exists to cut). `wukong align` dra
 into --out (never commit them).
 
     python benchmarks/real_pairs.py --train-photos 6000 --val-photos 1000 --steps 300 --batch-size 128
-    python benchmarks/real_pairs.py --model lit-nudenet --train-captions 5 --steps 940 --batch-size 256 --lr 1e-3
+    python benchmarks/real_pairs.py --model lit-nudenet --train-captions 5 --steps 940
 
 `--builds DIR` keeps the two builds there, and a later run with the same DIR trains on them without
 building again (how benchmarks/gpu_check.py trains on a GPU machine that has no crawler installed).
@@ -114,8 +114,8 @@ def main() -> None:
     parser.add_argument("--train-photos", type=int, default=6000)
     parser.add_argument("--val-photos", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--batch-size", type=int, help="[default: the model's own]")
+    parser.add_argument("--lr", type=float, help="[default: the model's own]")
     parser.add_argument("--model", default="tiny", help="tiny | vit-b-32 | vit-l-14 | lit-nudenet")
     parser.add_argument("--losses", nargs="+", help="[default: filip clip; lit-nudenet: clip, its only one]")
     parser.add_argument("--seed", type=int, default=0)
@@ -132,8 +132,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="the scorer's")
     args = parser.parse_args()
     args.losses = args.losses or (["clip"] if args.model == "lit-nudenet" else ["filip", "clip"])
-    result = {"model": args.model, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
-              "seed": args.seed, "device": args.device}
+    result = {"model": args.model, "steps": args.steps, "seed": args.seed, "device": args.device}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         builds = args.builds or tmp
@@ -142,13 +141,16 @@ def main() -> None:
         result.update(json.loads((builds / BUILT).read_text()), runs={})
         for loss in args.losses:
             run = (args.runs or tmp) / f"run-{loss}"
+            given = [*(["--batch-size", args.batch_size] if args.batch_size else []),
+                     *(["--lr", args.lr] if args.lr else [])]
             seconds = wukong("train-reference", "--data", builds / "train", "--eval-data", builds / "val", "--out",
-                             run, "--model", args.model, "--loss", loss, "--steps", args.steps, "--batch-size",
-                             args.batch_size, "--lr", args.lr, "--warmup", max(1, args.steps // 10), "--seed",
-                             args.seed, "--workers", args.loader_workers, "--quiet")
+                             run, "--model", args.model, "--loss", loss, "--steps", args.steps, *given, "--warmup",
+                             max(1, args.steps // 10), "--seed", args.seed, "--workers", args.loader_workers, "--quiet")
             lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
             speeds = [line["samples_per_s"] for line in lines if "samples_per_s" in line]
-            result["runs"][loss] = {"train_seconds": seconds, "last_loss": [l for l in lines if "loss" in l][-1]["loss"],
+            settings = json.loads((run / "train_config.json").read_text())
+            result["runs"][loss] = {"batch_size": settings["batch_size"], "lr": settings["lr"],
+                                    "train_seconds": seconds, "last_loss": [l for l in lines if "loss" in l][-1]["loss"],
                                     "train_samples_per_s": statistics.median(speeds) if speeds else None,
                                     "val_retrieval": lines[-1]["eval"],
                                     **as_scorer(run, builds / "val", args.seed, args.device)}

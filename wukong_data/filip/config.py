@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from .presets import LIT_MODEL, LOSSES, MODELS
+from .presets import LIT_MODEL, LIT_RUN_DEFAULTS, LOSSES, MODELS, RUN_DEFAULTS
 from .shards import tar_shards
 
 
@@ -16,13 +16,13 @@ class TrainConfig:
     data: str
     out: str
     model: str = "tiny"
-    # filip: token-wise late interaction | clip: the same towers, pooled tokens. None: the model's
-    # own (lit-nudenet has one vector a side: clip).
+    # filip: token-wise late interaction | clip: the same towers, pooled tokens. None here and
+    # below: the model's own (presets.py; lit-nudenet has one vector a side: clip).
     loss: str | None = None
     eval_data: str | None = None
     steps: int = 1000
-    batch_size: int = 64
-    lr: float = 5e-4
+    batch_size: int | None = None
+    lr: float | None = None
     weight_decay: float = 0.2
     warmup: int = 100
     grad_clip: float = 1.0
@@ -42,8 +42,9 @@ class TrainConfig:
     resume: bool = False
 
     def __post_init__(self):
-        if self.loss is None:
-            self.loss = "clip" if self.model == LIT_MODEL else "filip"
+        for key, value in (LIT_RUN_DEFAULTS if self.model == LIT_MODEL else RUN_DEFAULTS).items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
 
 
 def check(cfg: TrainConfig) -> None:

@@ -43,3 +43,7 @@ PRESETS = {
                             text_width=768, text_layers=12, text_heads=12, token_dim=256, reduced_tokens=24),
 }
 MODELS = (*PRESETS, LIT_MODEL)
+# What a run uses where the user does not say. lit-nudenet's dropout, learning rate and batch size
+# were chosen on 1,000 of the Flickr8k-CN train photos held out from 5,000 (docs/benchmarks.md).
+RUN_DEFAULTS = {"loss": "filip", "lr": 5e-4, "batch_size": 64}
+LIT_RUN_DEFAULTS = {"loss": "clip", "lr": 2e-3, "batch_size": 256}
