@@ -73,7 +73,7 @@ class LitNudenet(nn.Module):
         self.feature_mean.copy_(plain.mean(0))
         self.feature_spread.copy_(plain.std(0) + 1e-5)
         ids_by_code, table = character_ids(), character_embeddings()
-        unknown = ids_by_code[0x10FFFF]
+        unknown = ids_by_code[0x10FFFF]  # a code point LAC lacks: its unknown-character id
         rows = [ids_by_code[ord(token.removeprefix("##"))] if len(token.removeprefix("##")) == 1 else unknown
                 for token in vocab]
         start = table[rows]
